@@ -19,6 +19,13 @@ SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recove
 endif
 
 CC ?= cc
+# Quiet build lines (V=1 shows the commands).
+V ?= 0
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
 SDK_PKGS := libuv libnghttp2 libprotobuf-c openssl
 PKGS := $(SDK_PKGS) yaml-0.1 jansson libxxhash rocksdb
 DEB_PKGS := build-essential pkg-config libuv1-dev libnghttp2-dev libprotobuf-c-dev \
@@ -33,7 +40,7 @@ OPT ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	-Wmissing-prototypes -Werror=implicit-function-declaration
 GEN := $(BUILD)/gen
-INCS := -Iprotocol -Iprotocol/http -I$(GEN) -Isdk-c/include -Isdk-c/src
+INCS := -Iprotocol -Iprotocol/http -I$(GEN) -Isdk-c/include -Isdk-c/src -Itests/helpers
 CFLAGS_ALL = -std=gnu11 -fPIC -MMD -MP $(OPT) $(WARN) $(SANFLAGS) $(INCS) \
 	$(shell pkg-config --cflags $(PKGS) check 2>/dev/null) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -ldl -lm
@@ -114,11 +121,13 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: protocol/proto/%.proto | $(DEPS_STAMP)
 # Every object may include generated headers.
 $(BUILD)/obj/%.o: %.c $(GEN_H) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -c $< -o $@
 
 # ---------------------------------------------------------------------------
 # Libraries
