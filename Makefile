@@ -40,7 +40,7 @@ OPT ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	-Wmissing-prototypes -Werror=implicit-function-declaration
 GEN := $(BUILD)/gen
-INCS := -Iprotocol -Iprotocol/http -I$(GEN) -Isdk-c/include -Isdk-c/src -Itests/helpers
+INCS = -Iprotocol -Iprotocol/http -I$(GEN) -Isdk-c/include -Isdk-c/src -Itests/helpers $(RUNTIME_INCS)
 CFLAGS_ALL = -std=gnu11 -fPIC -MMD -MP $(OPT) $(WARN) $(SANFLAGS) $(INCS) \
 	$(shell pkg-config --cflags $(PKGS) check 2>/dev/null) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -ldl -lm
@@ -57,15 +57,22 @@ GEN_H := $(GEN_C:.c=.h)
 
 PROTO_SRCS := $(wildcard protocol/*.c protocol/http/*.c)
 SDK_SRCS := $(wildcard sdk-c/src/*.c)
+# The runtime: every runtime/**/*.c except main.c goes into a static archive
+# that the binary and the tests link.
+RUNTIME_SRCS := $(filter-out runtime/main.c,$(shell find runtime -name '*.c' 2>/dev/null | sort))
+RUNTIME_INCS := $(addprefix -I,$(shell find runtime -type d 2>/dev/null | sort))
 
 PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS)) \
 	$(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
 SDK_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRCS))
+RUNTIME_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RUNTIME_SRCS))
 
 LIBPROTO := $(BUILD)/lib/libsfprotocol.a
 LIBSDK_A := $(BUILD)/lib/libstatefun-c.a
 LIBSDK_SO := $(BUILD)/lib/libstatefun-c.so
 SDK_PC := $(BUILD)/lib/pkgconfig/statefun-c.pc
+LIBRUNTIME := $(BUILD)/lib/libsfruntime.a
+STATEFUN_BIN := $(BUILD)/bin/statefun
 
 # Examples: examples/NAME/main.c is the remote server program; every other
 # .c file in the folder holds the functions, also built as libNAME.so for
@@ -88,7 +95,8 @@ TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs
 
 .PHONY: all deps run test test-asan test-valgrind format clean proto examples js-deps
 
-all: $(DEPS_STAMP) $(LIBPROTO) $(LIBSDK_A) $(LIBSDK_SO) $(SDK_PC) examples $(TEST_BIN) $(TEST_PROGS)
+all: $(DEPS_STAMP) $(LIBPROTO) $(LIBSDK_A) $(LIBSDK_SO) $(SDK_PC) $(STATEFUN_BIN) examples $(TEST_BIN) \
+	$(TEST_PROGS)
 
 examples: $(EXAMPLE_BINS) $(EXAMPLE_LIBS)
 
@@ -134,21 +142,34 @@ $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_H)
 
 $(LIBPROTO): $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The SDK archive and shared library carry the protocol layer too, so users
 # link one library.
 $(LIBSDK_A): $(SDK_OBJS) $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(LIBSDK_SO): $(SDK_OBJS) $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(SDK_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(SDK_LIBS)
 
 $(SDK_PC): sdk-c/statefun-c.pc.in
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(abspath $(BUILD))|' -e 's|@INCLUDEDIR@|$(abspath sdk-c/include)|' $< > $@
+
+# The runtime archive and the statefun binary (the runtime links the SDK
+# archive too: embedded modules are loaded through its ABI).
+$(LIBRUNTIME): $(RUNTIME_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(STATEFUN_BIN): $(if $(wildcard runtime/main.c),$(BUILD)/obj/runtime/main.o) $(LIBRUNTIME) $(LIBSDK_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(if $(wildcard runtime/main.c),$(CC) -o $@ $(BUILD)/obj/runtime/main.o $(LIBRUNTIME) $(LIBSDK_A) \
+	    $(LDFLAGS_ALL) $(LIBS) -rdynamic,echo "  (no runtime/main.c yet)")
 
 # ---------------------------------------------------------------------------
 # Examples
@@ -183,13 +204,15 @@ $(BUILD)/obj/tests/check_main.o: $(SUITES_H)
 # Suites are found by name, not declared in headers.
 $(BUILD)/obj/tests/%.o: CFLAGS_ALL += -Wno-missing-prototypes
 
-$(TEST_BIN): $(TEST_OBJS) $(LIBSDK_A)
+$(TEST_BIN): $(TEST_OBJS) $(LIBRUNTIME) $(LIBSDK_A)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(TEST_OBJS) $(LIBSDK_A) $(LDFLAGS_ALL) $(CHECK_LIBS) $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $(TEST_OBJS) $(LIBRUNTIME) $(LIBSDK_A) $(LDFLAGS_ALL) $(CHECK_LIBS) $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/progs/%.o $(LIBSDK_A)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $< $(LIBSDK_A) $(LDFLAGS_ALL) $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $< $(LIBSDK_A) $(LDFLAGS_ALL) $(LIBS)
 
 # Node packages for interop tests (the official StateFun JavaScript SDK),
 # installed from the npm registry into the build tree.
@@ -202,7 +225,7 @@ $(JS_DIR)/node_modules/.ok: tests/js/package.json
 	touch $@
 
 # Environment seen by the tests: where the binaries are.
-TEST_ENV = SF_BUILD=$(abspath $(BUILD)) SF_SRC=$(abspath .) NODE_PATH=$(abspath $(JS_DIR))/node_modules \
+TEST_ENV = SF_BUILD=$(abspath $(BUILD)) SF_SRC=$(abspath .) STATEFUN=$(abspath $(STATEFUN_BIN)) NODE_PATH=$(abspath $(JS_DIR))/node_modules \
 	CK_DEFAULT_TIMEOUT=60
 
 test: all js-deps
