@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <poll.h>
+#include <signal.h>
+#include <time.h>
 
 const char *sf_test_src(void)
 {
@@ -121,4 +124,64 @@ uint16_t sf_test_free_port(void)
         port = ntohs(a.sin_port);
     close(fd);
     return port;
+}
+
+pid_t sf_test_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms)
+{
+    int fds[2];
+    pid_t pid;
+    size_t n = 0;
+    struct timespec start, now;
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (n + 1 < linesz) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        long waited;
+        char c;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= timeout_ms || poll(&p, 1, (int)(timeout_ms - waited)) <= 0)
+            break;
+        if (read(fds[0], &c, 1) != 1)
+            break;
+        if (c == '\n') {
+            line[n] = '\0';
+            close(fds[0]);
+            return pid;
+        }
+        line[n++] = c;
+    }
+    close(fds[0]);
+    sf_test_kill(pid);
+    return -1;
+}
+
+void sf_test_kill(pid_t pid)
+{
+    int i, st;
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (i = 0; i < 300; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
 }

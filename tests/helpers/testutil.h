@@ -27,4 +27,15 @@ int sf_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t sf_test_free_port(void);
 
+#include <sys/types.h>
+
+/**
+ * Starts |argv| (argv[0] searched in PATH) with stdout on a pipe and waits up
+ * to |timeout_ms| for its first line, copied into |line| without the newline.
+ * Returns the child's PID, or -1 (and the child is killed) when no line came.
+ */
+pid_t sf_test_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms);
+/** Sends SIGTERM, waits up to 3 s, then SIGKILL; reaps the child. */
+void sf_test_kill(pid_t pid);
+
 #endif
