@@ -28,6 +28,7 @@ const char *sf_strerror(int err)
     case SF_ESTATE: return "state backend error";
     case SF_EEXIST: return "already exists";
     case SF_EUNSUPPORTED: return "not supported";
+    case SF_EFUNCTION: return "function failed";
     default: return err <= SF_EFATAL ? "fatal error" : "unknown error";
     }
 }

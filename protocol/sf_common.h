@@ -15,37 +15,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#if defined(__GNUC__)
-#define SF_EXTERN __attribute__((visibility("default")))
-#else
-#define SF_EXTERN
-#endif
-
-/* Error codes. Public range is [-999, -1]; codes at or below SF_EFATAL mean
- * the object that returned them is dead and may only be closed or freed. */
-typedef enum {
-    SF_OK = 0,
-    SF_EINVAL = -1,       /* invalid argument */
-    SF_ENOMEM = -2,       /* out of memory */
-    SF_EPROTO = -3,       /* malformed protocol message (protobuf, HTTP) */
-    SF_ETIMEDOUT = -4,    /* a timeout fired */
-    SF_ECONNREFUSED = -5, /* connect refused */
-    SF_ECONNRESET = -6,   /* the peer closed or reset the connection */
-    SF_ETLS = -7,         /* TLS handshake or record failure */
-    SF_ETOOBIG = -8,      /* a size limit was exceeded */
-    SF_ENOTFOUND = -9,    /* no such thing (name, function, state) */
-    SF_EIO = -10,         /* I/O error */
-    SF_ECANCELED = -11,   /* the operation was canceled (close, shutdown) */
-    SF_ESTATE = -12,      /* the state backend failed */
-    SF_EEXIST = -13,      /* already exists */
-    SF_EUNSUPPORTED = -14,/* not supported (e.g. h2 refused by the peer) */
-    SF_EFATAL = -900      /* at or below: the object must be torn down */
-} sf_err;
-
-/**
- * Returns a static, human readable text for |err|. Never NULL.
- */
-SF_EXTERN const char *sf_strerror(int err);
+/* The error codes (sf_err), sf_strerror, the sf_mem allocator and SF_EXTERN
+ * are public: their one definition is the first block of the SDK's header,
+ * which this includes (and nothing else of it). */
+#define SF_H_BASE_ONLY
+#include "statefun/sf.h"
+#undef SF_H_BASE_ONLY
 
 /**
  * Converts a libuv status code to an sf_err. Used where libuv errors enter.
@@ -54,20 +29,6 @@ int sf_err_from_uv(int uv_status);
 
 /* ------------------------------------------------------------------------ */
 /* Allocator                                                                  */
-
-/**
- * A custom allocator: a user pointer plus the four C allocation functions,
- * each taking |mem_user_data|. NULL wherever an sf_mem pointer is accepted
- * means the C library's allocator. The same hooks are fed to nghttp2 and to
- * protobuf-c, so every allocation of an object goes through them.
- */
-typedef struct sf_mem_s {
-    void *mem_user_data;
-    void *(*malloc)(size_t size, void *mem_user_data);
-    void (*free)(void *ptr, void *mem_user_data);
-    void *(*calloc)(size_t nmemb, size_t size, void *mem_user_data);
-    void *(*realloc)(void *ptr, size_t size, void *mem_user_data);
-} sf_mem;
 
 /** Returns the default allocator (the C library's). */
 const sf_mem *sf_mem_default(void);
