@@ -1,0 +1,208 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * Worker threads, their loops and the message pump (see worker.h).
+ */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+static void pump(sf_worker_t *w);
+
+static void flush_outboxes(sf_worker_t *w)
+{
+    uint32_t i;
+    for (i = 0; i < w->group->n; i++)
+        if (w->_outbox[i].head)
+            sf_mailbox_push(&w->group->w[i]->_mailbox, &w->_outbox[i]);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    sf_worker_t *w = h->data;
+    pump(w);
+}
+
+static void pump(sf_worker_t *w)
+{
+    unsigned budget = SF_WORKER_BUDGET;
+    sf_msg_t *m;
+    uint64_t n = 0;
+
+    sf_mailbox_drain(&w->_mailbox, &w->_inbox);
+    while (budget-- && (m = sf_msg_fifo_pop(&w->_inbox)) != NULL) {
+        w->group->deliver(w, m);
+        n++;
+    }
+    if (n)
+        atomic_fetch_add_explicit(&w->delivered, n, memory_order_relaxed);
+    flush_outboxes(w);
+    if (w->_inbox.head) {
+        if (!w->_pump_armed) {
+            w->_pump_armed = true;
+            uv_idle_start(&w->_pump, on_idle);
+        }
+    } else if (w->_pump_armed) {
+        w->_pump_armed = false;
+        uv_idle_stop(&w->_pump);
+    }
+}
+
+static void on_mail(sf_mailbox_t *mb)
+{
+    pump(mb->data);
+}
+
+void sf_worker_kick(sf_worker_t *w)
+{
+    if (!w->_pump_armed) {
+        w->_pump_armed = true;
+        uv_idle_start(&w->_pump, on_idle);
+    }
+}
+
+void sf_worker_route(sf_worker_t *w, sf_msg_t *m)
+{
+    sf_worker_t *owner = sf_workers_owner(w->group, m->key_group);
+    if (owner == w) {
+        sf_msg_fifo_push(&w->_inbox, m);
+        sf_worker_kick(w);
+    } else {
+        sf_msg_fifo_push(&w->_outbox[owner->id], m);
+        /* Flushed at the end of the current pump; if we are not inside one
+         * (a timer or an HTTP reply), the kick makes one run this turn. */
+        sf_worker_kick(w);
+    }
+}
+
+void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
+{
+    sf_msg_fifo_t *per = sf_xcalloc(g->n, sizeof *per);
+    sf_msg_t *m;
+    uint32_t i;
+    while ((m = sf_msg_fifo_pop(chain)) != NULL)
+        sf_msg_fifo_push(&per[sf_key_group_owner(m->key_group, g->n, g->max_parallelism)], m);
+    for (i = 0; i < g->n; i++)
+        if (per[i].head)
+            sf_mailbox_push(&g->w[i]->_mailbox, &per[i]);
+    free(per);
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+static void on_stop(uv_async_t *h)
+{
+    sf_worker_t *w = h->data;
+    sf_msg_fifo_t rest;
+    uint32_t i;
+    if (w->group->on_stop)
+        w->group->on_stop(w);
+    /* Undelivered messages are dropped here: a graceful stop takes a
+     * checkpoint first, and the ingress log replays them after a restart. */
+    sf_msg_fifo_init(&rest);
+    sf_msg_fifo_splice(&rest, &w->_inbox);
+    for (i = 0; i < w->group->n; i++)
+        sf_msg_fifo_splice(&rest, &w->_outbox[i]);
+    sf_msg_fifo_clear(&rest);
+    uv_idle_stop(&w->_pump);
+    uv_close((uv_handle_t *)&w->_pump, on_closed);
+    uv_close((uv_handle_t *)&w->_stop, on_closed);
+    sf_mailbox_close(&w->_mailbox, on_closed);
+}
+
+static void run(void *arg)
+{
+    sf_worker_t *w = arg;
+    if (w->group->on_start)
+        w->group->on_start(w);
+    pump(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
+                    sf_worker_deliver_cb deliver, sf_worker_start_cb on_start,
+                    sf_worker_stop_cb on_stop_cb, void *data)
+{
+    uint32_t i;
+    if (n == 0 || n > max_parallelism || max_parallelism > 65536)
+        return SF_EINVAL;
+    memset(g, 0, sizeof *g);
+    g->n = n;
+    g->max_parallelism = max_parallelism;
+    g->deliver = deliver;
+    g->on_start = on_start;
+    g->on_stop = on_stop_cb;
+    g->data = data;
+    g->w = sf_xcalloc(n, sizeof *g->w);
+    for (i = 0; i < n; i++) {
+        sf_worker_t *w = sf_xcalloc(1, sizeof *w);
+        int rv;
+        g->w[i] = w;
+        w->id = i;
+        w->group = g;
+        w->kg_begin = sf_key_group_range_start(i, n, max_parallelism);
+        w->kg_end = sf_key_group_range_start(i + 1, n, max_parallelism);
+        if ((rv = uv_loop_init(&w->loop)) != 0)
+            return sf_err_from_uv(rv);
+        w->_mailbox.data = w;
+        sf_mailbox_init(&w->loop, &w->_mailbox, on_mail);
+        uv_idle_init(&w->loop, &w->_pump);
+        w->_pump.data = w;
+        uv_async_init(&w->loop, &w->_stop, on_stop);
+        w->_stop.data = w;
+        sf_msg_fifo_init(&w->_inbox);
+        w->_outbox = sf_xcalloc(n, sizeof *w->_outbox);
+    }
+    return SF_OK;
+}
+
+int sf_workers_start(sf_workers_t *g)
+{
+    uint32_t i;
+    for (i = 0; i < g->n; i++) {
+        int rv = uv_thread_create(&g->w[i]->_thread, run, g->w[i]);
+        if (rv != 0)
+            return sf_err_from_uv(rv);
+        g->w[i]->_started = true;
+    }
+    return SF_OK;
+}
+
+void sf_workers_stop(sf_workers_t *g)
+{
+    uint32_t i;
+    for (i = 0; i < g->n; i++)
+        if (g->w[i]->_started) {
+            atomic_thread_fence(memory_order_seq_cst);
+            uv_async_send(&g->w[i]->_stop);
+        }
+    for (i = 0; i < g->n; i++)
+        if (g->w[i]->_started) {
+            uv_thread_join(&g->w[i]->_thread);
+            g->w[i]->_started = false;
+        }
+}
+
+void sf_workers_dispose(sf_workers_t *g)
+{
+    uint32_t i;
+    for (i = 0; i < g->n; i++) {
+        sf_worker_t *w = g->w[i];
+        if (!w)
+            continue;
+        if (!uv_is_closing((uv_handle_t *)&w->_stop)) {
+            /* Never started: close the handles on the loop here. */
+            uv_close((uv_handle_t *)&w->_pump, on_closed);
+            uv_close((uv_handle_t *)&w->_stop, on_closed);
+            sf_mailbox_close(&w->_mailbox, on_closed);
+        }
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        free(w->_outbox);
+        free(w);
+    }
+    free(g->w);
+    memset(g, 0, sizeof *g);
+}

@@ -1,0 +1,114 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * A worker: one thread running its own libuv loop and owning a contiguous
+ * range of key groups. Everything about the addresses of those key groups
+ * (activations, backlogs, in-flight batches, timers, HTTP clients) belongs to
+ * the worker and is touched only by its thread.
+ *
+ * Message flow: a message for key group kg goes to the worker that owns kg.
+ * Messages from the worker's own functions go straight to its inbox;
+ * messages for other workers collect in per-destination outboxes and leave
+ * once per pump as one chain per destination (one wake-up per batch, never
+ * per message). Other threads (the I/O thread, other workers) push into the
+ * worker's mailbox.
+ *
+ * The pump drains the mailbox into the inbox and delivers at most
+ * SF_WORKER_BUDGET messages per loop turn; when work remains it re-arms an
+ * idle handle, so timers and I/O still run between slices.
+ *
+ * Threading: sf_worker_send_from is "any thread" (it pushes into the
+ * mailbox); everything else is "worker thread only" unless said otherwise.
+ */
+#ifndef SF_WORKER_H
+#define SF_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "actmap.h"
+#include "mailbox.h"
+#include "message.h"
+
+#define SF_WORKER_BUDGET 4096
+
+typedef struct sf_worker_s sf_worker_t;
+typedef struct sf_workers_s sf_workers_t;
+
+/** Delivers |m| (owned by the callee from now on) on |w|'s thread. */
+typedef void (*sf_worker_deliver_cb)(sf_worker_t *w, sf_msg_t *m);
+/** Runs on |w|'s thread once its loop starts (and before any delivery). */
+typedef void (*sf_worker_start_cb)(sf_worker_t *w);
+/** Runs on |w|'s thread when stopping; must close the caller's handles. */
+typedef void (*sf_worker_stop_cb)(sf_worker_t *w);
+
+struct sf_worker_s {
+    void *data;                 /* public: the dispatcher's per-worker state */
+    uint32_t id;                /* read-only */
+    uint32_t kg_begin, kg_end;  /* read-only: owned key groups [begin, end) */
+    sf_workers_t *group;        /* read-only */
+    uv_loop_t loop;             /* read-only: the worker's own loop */
+
+    _Atomic uint64_t delivered; /* read-only, any thread: messages delivered */
+
+    /* private */
+    uv_thread_t _thread;
+    sf_mailbox_t _mailbox;
+    uv_idle_t _pump;
+    uv_async_t _stop;
+    sf_msg_fifo_t _inbox;
+    sf_msg_fifo_t *_outbox;     /* [group->n] */
+    bool _pump_armed;
+    bool _started;
+};
+
+/** All workers of a runtime, and what they share (immutable once started). */
+struct sf_workers_s {
+    uint32_t n;
+    uint32_t max_parallelism;
+    sf_worker_t **w;
+    sf_worker_deliver_cb deliver;
+    sf_worker_start_cb on_start;
+    sf_worker_stop_cb on_stop;
+    void *data;                 /* public: the runtime */
+};
+
+/**
+ * Creates |n| workers over |max_parallelism| key groups (threads not started).
+ * Returns 0 or SF_EINVAL (n == 0 or n > max_parallelism).
+ */
+int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
+                    sf_worker_deliver_cb deliver, sf_worker_start_cb on_start,
+                    sf_worker_stop_cb on_stop, void *data);
+/** Starts every worker's thread. */
+int sf_workers_start(sf_workers_t *g);
+/** Asks every worker to stop and joins the threads. Any thread but a worker's. */
+void sf_workers_stop(sf_workers_t *g);
+/** Frees what sf_workers_init allocated (after stop). */
+void sf_workers_dispose(sf_workers_t *g);
+
+/** The worker owning key group |kg|. */
+static inline sf_worker_t *sf_workers_owner(sf_workers_t *g, uint32_t kg)
+{
+    return g->w[sf_key_group_owner(kg, g->n, g->max_parallelism)];
+}
+
+/**
+ * Routes |m| from worker |w| (worker thread only): into w's own inbox when w
+ * owns it, else into the outbox for its owner, flushed at the end of the
+ * pump. Takes ownership of |m|.
+ */
+void sf_worker_route(sf_worker_t *w, sf_msg_t *m);
+
+/**
+ * Routes a chain of messages from a thread that is not a worker (ingress,
+ * timers of the I/O thread): one mailbox push per destination worker. Takes
+ * ownership of every message of |chain|. Any thread.
+ */
+void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain);
+
+/** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
+void sf_worker_kick(sf_worker_t *w);
+
+#endif

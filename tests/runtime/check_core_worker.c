@@ -1,0 +1,104 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * Tests of runtime/core/worker.c: messages reach the worker owning their key
+ * group, across threads, and hop between workers (ping-pong through
+ * outboxes) without loss.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+static _Atomic int misrouted;
+static _Atomic long remaining_hops;
+
+/* Each message carries a hop count; it goes on to another address until 0. */
+static void deliver(sf_worker_t *w, sf_msg_t *m)
+{
+    uint32_t hops;
+    if (m->key_group < w->kg_begin || m->key_group >= w->kg_end)
+        atomic_fetch_add(&misrouted, 1);
+    memcpy(&hops, sf_msg_value(m), sizeof hops);
+    atomic_fetch_sub(&remaining_hops, 1);
+    if (hops > 0) {
+        char id[32];
+        sf_msg_t *next;
+        hops--;
+        snprintf(id, sizeof id, "%u-%llu", hops, (unsigned long long)m->seq);
+        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
+                                          (const uint8_t *)&hops, sizeof hops,
+                                          w->group->max_parallelism, &next),
+                         0);
+        next->seq = m->seq;
+        sf_worker_route(w, next);
+    }
+    sf_msg_free(m);
+}
+
+START_TEST(test_workers_route_and_hop)
+{
+    enum { CHAINS = 200, HOPS = 50 };
+    sf_workers_t g;
+    sf_msg_fifo_t chain;
+    uint32_t i;
+    int waited;
+    atomic_store(&misrouted, 0);
+    atomic_store(&remaining_hops, (long)CHAINS * (HOPS + 1));
+    ck_assert_int_eq(sf_workers_init(&g, 4, 128, deliver, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(sf_workers_start(&g), 0);
+    sf_msg_fifo_init(&chain);
+    for (i = 0; i < CHAINS; i++) {
+        char id[32];
+        uint32_t hops = HOPS;
+        sf_msg_t *m;
+        snprintf(id, sizeof id, "start-%u", i);
+        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
+                                          (const uint8_t *)&hops, sizeof hops, 128, &m),
+                         0);
+        m->seq = i;
+        sf_msg_fifo_push(&chain, m);
+    }
+    sf_workers_route_chain(&g, &chain);
+    for (waited = 0; waited < 10000 && atomic_load(&remaining_hops) > 0; waited += 5)
+        usleep(5000);
+    sf_workers_stop(&g);
+    ck_assert_int_eq(atomic_load(&remaining_hops), 0);
+    ck_assert_int_eq(atomic_load(&misrouted), 0);
+    {
+        uint64_t total = 0;
+        for (i = 0; i < g.n; i++) {
+            total += g.w[i]->delivered;
+            ck_assert_uint_gt(g.w[i]->delivered, 0); /* spread over all workers */
+        }
+        ck_assert_uint_eq(total, (uint64_t)CHAINS * (HOPS + 1));
+    }
+    sf_workers_dispose(&g);
+}
+END_TEST
+
+START_TEST(test_workers_init_rejects_bad_sizes)
+{
+    sf_workers_t g;
+    ck_assert_int_eq(sf_workers_init(&g, 0, 128, deliver, NULL, NULL, NULL), SF_EINVAL);
+    ck_assert_int_eq(sf_workers_init(&g, 129, 128, deliver, NULL, NULL, NULL), SF_EINVAL);
+    /* Created but never started: dispose closes everything. */
+    ck_assert_int_eq(sf_workers_init(&g, 2, 8, deliver, NULL, NULL, NULL), 0);
+    ck_assert_uint_eq(g.w[0]->kg_begin, 0);
+    ck_assert_uint_eq(g.w[0]->kg_end, 4);
+    ck_assert_uint_eq(g.w[1]->kg_end, 8);
+    sf_workers_dispose(&g);
+}
+END_TEST
+
+Suite *sf_runtime_core_worker_suite(void)
+{
+    Suite *s = suite_create("runtime_core_worker");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_workers_route_and_hop);
+    tcase_add_test(tc, test_workers_init_rejects_bad_sizes);
+    suite_add_tcase(s, tc);
+    return s;
+}
