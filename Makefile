@@ -26,8 +26,8 @@ Q := @
 else
 Q :=
 endif
-SDK_PKGS := libuv libnghttp2 libprotobuf-c openssl
-PKGS := $(SDK_PKGS) yaml-0.1 jansson libxxhash rocksdb
+SDK_PKGS := libuv libnghttp2 libprotobuf-c openssl jansson
+PKGS := $(SDK_PKGS) yaml-0.1 libxxhash rocksdb
 DEB_PKGS := build-essential pkg-config libuv1-dev libnghttp2-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler librocksdb-dev check libyaml-dev libssl-dev \
 	libhttp-parser-dev libjansson-dev libxxhash-dev nghttp2-client nghttp2-server curl \
@@ -181,7 +181,7 @@ $(BUILD)/examples/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/$(1)
 
 $(BUILD)/examples/lib$(1).so: $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out examples/$(1)/main.c,$(wildcard examples/$(1)/*.c))) $(LIBSDK_A)
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) $$(LDFLAGS_ALL) $$(SDK_LIBS)
+	$$(CC) -shared -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) -Wl,--exclude-libs,ALL $$(LDFLAGS_ALL) $$(SDK_LIBS)
 endef
 $(foreach e,$(EXAMPLES),$(eval $(call example_rules,$(e))))
 
