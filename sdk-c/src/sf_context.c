@@ -20,14 +20,20 @@
 /* ------------------------------------------------------------------------ */
 /* Addresses and the message                                                  */
 
-const sf_address_t *sf_self(const sf_ctx_t *ctx) { return ctx ? &ctx->self : NULL; }
+const sf_address_t *sf_self(const sf_ctx_t *ctx)
+{
+    return ctx ? &ctx->self : NULL;
+}
 
 const sf_address_t *sf_caller(const sf_ctx_t *ctx)
 {
     return ctx && ctx->has_caller ? &ctx->caller : NULL;
 }
 
-const char *sf_message_typename(const sf_message_t *msg) { return msg ? msg->type_name : ""; }
+const char *sf_message_typename(const sf_message_t *msg)
+{
+    return msg ? msg->type_name : "";
+}
 
 const uint8_t *sf_message_data(const sf_message_t *msg, size_t *len)
 {
@@ -41,12 +47,30 @@ bool sf_message_is(const sf_message_t *msg, const char *type_name)
     return msg && type_name && strcmp(msg->type_name, type_name) == 0;
 }
 
-bool sf_message_is_bool(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_BOOL); }
-bool sf_message_is_int(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_INT); }
-bool sf_message_is_long(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_LONG); }
-bool sf_message_is_float(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_FLOAT); }
-bool sf_message_is_double(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_DOUBLE); }
-bool sf_message_is_string(const sf_message_t *msg) { return sf_message_is(msg, SF_TYPE_STRING); }
+bool sf_message_is_bool(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_BOOL);
+}
+bool sf_message_is_int(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_INT);
+}
+bool sf_message_is_long(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_LONG);
+}
+bool sf_message_is_float(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_FLOAT);
+}
+bool sf_message_is_double(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_DOUBLE);
+}
+bool sf_message_is_string(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_STRING);
+}
 
 #define MESSAGE_AS(fn, ctype, tname)                                                               \
     int sf_message_as_##fn(const sf_message_t *msg, ctype *v)                                      \
@@ -80,7 +104,10 @@ static void *noting_alloc(void *ud, size_t size)
     return p;
 }
 
-static void noting_free(void *ud, void *ptr) { (void)ud, (void)ptr; }
+static void noting_free(void *ud, void *ptr)
+{
+    (void)ud, (void)ptr;
+}
 
 /* Decodes a StringWrapper into the arena. Returns 0, SF_EPROTO or SF_ENOMEM. */
 static int decode_string(sf_arena_t *arena, const uint8_t *data, size_t len, const char **s,
@@ -88,8 +115,8 @@ static int decode_string(sf_arena_t *arena, const uint8_t *data, size_t len, con
 {
     noting_alloc_t na = {arena, false};
     ProtobufCAllocator a = {noting_alloc, noting_free, &na};
-    Io__Statefun__Sdk__Types__StringWrapper *m =
-        io__statefun__sdk__types__string_wrapper__unpack(&a, len, data ? data : (const uint8_t *)"");
+    Io__Statefun__Sdk__Types__StringWrapper *m = io__statefun__sdk__types__string_wrapper__unpack(
+        &a, len, data ? data : (const uint8_t *)"");
     if (!m)
         return na.failed ? SF_ENOMEM : SF_EPROTO;
     *s = m->value;
@@ -189,7 +216,7 @@ static int slot_find(sf_ctx_t *ctx, const char *name, const char *type, sf__slot
     return SF_ENOTFOUND;
 }
 
-int sf_state_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t *len)
+int sf_storage_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t *len)
 {
     sf__slot_t *s;
     int rv = slot_find(ctx, name, NULL, &s);
@@ -203,7 +230,7 @@ int sf_state_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t *
 }
 
 #define STATE_GET(fn, ctype, tname)                                                                \
-    int sf_state_get_##fn(sf_ctx_t *ctx, const char *name, ctype *v)                               \
+    int sf_storage_get_##fn(sf_ctx_t *ctx, const char *name, ctype *v)                             \
     {                                                                                              \
         sf__slot_t *s;                                                                             \
         int rv = slot_find(ctx, name, tname, &s);                                                  \
@@ -222,7 +249,7 @@ STATE_GET(long, int64_t, SF_TYPE_LONG)
 STATE_GET(float, float, SF_TYPE_FLOAT)
 STATE_GET(double, double, SF_TYPE_DOUBLE)
 
-int sf_state_get_string(sf_ctx_t *ctx, const char *name, const char **str, size_t *len)
+int sf_storage_get_string(sf_ctx_t *ctx, const char *name, const char **str, size_t *len)
 {
     sf__slot_t *s;
     int rv = slot_find(ctx, name, SF_TYPE_STRING, &s);
@@ -243,7 +270,7 @@ static void slot_store(sf__slot_t *s, const uint8_t *data, size_t len)
     s->dirty = true;
 }
 
-int sf_state_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len)
+int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len)
 {
     sf__slot_t *s;
     uint8_t *copy;
@@ -261,7 +288,7 @@ int sf_state_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len)
 }
 
 #define STATE_SET(fn, ctype, tname)                                                                \
-    int sf_state_set_##fn(sf_ctx_t *ctx, const char *name, ctype v)                                \
+    int sf_storage_set_##fn(sf_ctx_t *ctx, const char *name, ctype v)                              \
     {                                                                                              \
         sf__slot_t *s;                                                                             \
         uint8_t *d;                                                                                \
@@ -281,7 +308,7 @@ STATE_SET(long, int64_t, SF_TYPE_LONG)
 STATE_SET(float, float, SF_TYPE_FLOAT)
 STATE_SET(double, double, SF_TYPE_DOUBLE)
 
-int sf_state_set_string(sf_ctx_t *ctx, const char *name, const char *str, size_t len)
+int sf_storage_set_string(sf_ctx_t *ctx, const char *name, const char *str, size_t len)
 {
     sf__slot_t *s;
     uint8_t *d;
@@ -295,7 +322,7 @@ int sf_state_set_string(sf_ctx_t *ctx, const char *name, const char *str, size_t
     return SF_OK;
 }
 
-int sf_state_delete(sf_ctx_t *ctx, const char *name)
+int sf_storage_delete(sf_ctx_t *ctx, const char *name)
 {
     sf__slot_t *s;
     int rv = slot_find(ctx, name, NULL, &s);
@@ -313,8 +340,8 @@ int sf_state_delete(sf_ctx_t *ctx, const char *name)
 
 /* A TypedValue in the arena around |data| (already in the arena when
  * |owned|, else copied). */
-static sf_pb_typed_value_t *typed_value(sf_arena_t *arena, const char *type_name,
-                                        const void *data, size_t len, bool owned)
+static sf_pb_typed_value_t *typed_value(sf_arena_t *arena, const char *type_name, const void *data,
+                                        size_t len, bool owned)
 {
     sf_pb_typed_value_t init = SF_PB_TYPED_VALUE_INIT;
     sf_pb_typed_value_t *tv = sf_arena_alloc(arena, sizeof *tv);
@@ -428,8 +455,8 @@ static int send_delayed(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const
         return rv;
     if (!(d->argument = typed_value(ctx->arena, type_name, data, len, owned)))
         return SF_ENOMEM;
-    if (token && *token && !(d->cancellation_token = sf_arena_strndup(ctx->arena, token,
-                                                                        strlen(token))))
+    if (token && *token &&
+        !(d->cancellation_token = sf_arena_strndup(ctx->arena, token, strlen(token))))
         return SF_ENOMEM;
     return sf__vec_push(ctx->arena, &ctx->delayed, d);
 }
@@ -471,8 +498,8 @@ int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token)
     return sf__vec_push(ctx->arena, &ctx->delayed, d);
 }
 
-static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name,
-                       const void *data, size_t len, bool owned)
+static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
+                       size_t len, bool owned)
 {
     sf_pb_egress_message_t init = SF_PB_EGRESS_MESSAGE_INIT;
     sf_pb_egress_message_t *e;
@@ -491,14 +518,14 @@ static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name,
     return sf__vec_push(ctx->arena, &ctx->egresses, e);
 }
 
-int sf_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
-              size_t len)
+int sf_send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
+                   size_t len)
 {
     return send_egress(ctx, egress, type_name, data, len, false);
 }
 
-int sf_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
-                         const char *payload, size_t payload_len)
+int sf_send_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
+                              const char *payload, size_t payload_len)
 {
     json_t *rec = NULL, *jtopic = NULL, *jpayload = NULL;
     uint8_t *d;
@@ -524,8 +551,8 @@ int sf_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
         goto out;
     if (json_dumpb(rec, (char *)d, n, JSON_COMPACT) != n)
         goto out;
-    rv = send_egress(ctx, egress ? egress : SF_PLAYGROUND_EGRESS,
-                     SF_TYPE_PLAYGROUND_EGRESS_RECORD, d, n, true);
+    rv = send_egress(ctx, egress ? egress : SF_PLAYGROUND_EGRESS, SF_TYPE_PLAYGROUND_EGRESS_RECORD,
+                     d, n, true);
 out:
     json_decref(rec);
     json_decref(jtopic);
@@ -533,8 +560,8 @@ out:
     return rv;
 }
 
-int sf_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic, const char *key,
-                    const void *value, size_t value_len)
+int sf_send_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic, const char *key,
+                         const void *value, size_t value_len)
 {
     sf_pb_kafka_record_t rec = SF_PB_KAFKA_RECORD_INIT;
     uint8_t *d;

@@ -9,11 +9,11 @@
  * mutations of the states that changed plus everything the callbacks sent.
  *
  * Everything decoded or produced lives in one arena; nothing here allocates
- * otherwise, so a batch is released by resetting the arena. sf_invoker_t
+ * otherwise, so a batch is released by resetting the arena. sf_handler_t
  * wraps the core for bytes in, bytes out (HTTP): it owns an arena and an
  * output buffer that are reused from one request to the next.
  *
- * Threading: any thread, with its own arena or invoker; the registry is only
+ * Threading: any thread, with its own arena or handler; the registry is only
  * read.
  */
 #include <stdarg.h>
@@ -64,7 +64,10 @@ const char *sf__arena_printf(sf_arena_t *arena, const char *fallback, const char
     return s;
 }
 
-static const char *str_or_empty(const char *s) { return s ? s : ""; }
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
 
 /* The value of state |name| in the request, or NULL when it is not there. */
 static const sf_pb_persisted_value_t *request_state(const sf_pb_batch_request_t *batch,
@@ -79,16 +82,22 @@ static const sf_pb_persisted_value_t *request_state(const sf_pb_batch_request_t 
     return NULL;
 }
 
-static sf_pb_expiration_spec_t *expiration_new(sf_arena_t *arena, const sf_state_spec_t *spec)
+static sf_pb_expiration_spec_t *expiration_new(sf_arena_t *arena, const sf_value_spec_t *spec)
 {
     sf_pb_expiration_spec_t *e =
         ARENA_NEW(arena, sf_pb_expiration_spec_t, SF_PB_EXPIRATION_SPEC_INIT);
     if (!e)
         return NULL;
     switch (spec->expire_mode) {
-    case SF_EXPIRE_AFTER_WRITE: e->mode = SF_PB_EXPIRE_AFTER_WRITE; break;
-    case SF_EXPIRE_AFTER_INVOKE: e->mode = SF_PB_EXPIRE_AFTER_INVOKE; break;
-    default: e->mode = SF_PB_EXPIRE_NONE; break;
+    case SF_EXPIRE_AFTER_WRITE:
+        e->mode = SF_PB_EXPIRE_AFTER_WRITE;
+        break;
+    case SF_EXPIRE_AFTER_INVOKE:
+        e->mode = SF_PB_EXPIRE_AFTER_INVOKE;
+        break;
+    default:
+        e->mode = SF_PB_EXPIRE_NONE;
+        break;
     }
     e->expire_after_millis = spec->expire_mode == SF_EXPIRE_NONE ? 0 : spec->expire_after_ms;
     return e;
@@ -120,7 +129,7 @@ static int incomplete_context(const sf__function_t *fn, const sf_pb_batch_reques
     if (!ic->missing_values)
         return SF_ENOMEM;
     for (i = 0; i < fn->nspecs; i++) {
-        const sf_state_spec_t *spec = &fn->specs[i];
+        const sf_value_spec_t *spec = &fn->specs[i];
         sf_pb_value_spec_t *vs;
         if (request_state(batch, spec->name))
             continue;
@@ -278,8 +287,8 @@ static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batc
                 *reason = "out of memory in function";
                 return SF_ENOMEM;
             }
-            *reason = sf__arena_printf(arena, "function failed", "function %s failed: %s",
-                                       fn->type, rv < 0 ? sf_strerror(rv) : "callback error");
+            *reason = sf__arena_printf(arena, "function failed", "function %s failed: %s", fn->type,
+                                       rv < 0 ? sf_strerror(rv) : "callback error");
             return SF_EFUNCTION;
         }
     }
@@ -318,10 +327,9 @@ int sf_functions_invoke_pb(const sf_functions_t *fns, const sf_pb_to_function_t 
     fn = sf__functions_find(fns, str_or_empty(batch->target->namespace_),
                             str_or_empty(batch->target->type));
     if (!fn) {
-        *reason = sf__arena_printf(arena, "no function bound for the target type",
-                                   "no function bound for type %s/%s",
-                                   str_or_empty(batch->target->namespace_),
-                                   str_or_empty(batch->target->type));
+        *reason = sf__arena_printf(
+            arena, "no function bound for the target type", "no function bound for type %s/%s",
+            str_or_empty(batch->target->namespace_), str_or_empty(batch->target->type));
         return SF_ENOTFOUND;
     }
     if ((rv = incomplete_context(fn, batch, arena, out)) != 0)
@@ -338,9 +346,9 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
-/* Invoker: bytes in, bytes out                                               */
+/* Handler: bytes in, bytes out                                               */
 
-struct sf_invoker_s {
+struct sf_handler_s {
     const sf_functions_t *fns; /* borrowed */
     sf_mem mem;                /* forwards to the registry's allocator, noting failures */
     bool alloc_failed;         /* an allocation failed since the last reset */
@@ -349,12 +357,12 @@ struct sf_invoker_s {
     const char *reason;        /* static or in |arena| */
 };
 
-/* The invoker's allocator forwards to the registry's and notes failures: that
+/* The handler's allocator forwards to the registry's and notes failures: that
  * is how an unpack that failed for lack of memory is told from one that failed
  * on malformed bytes (protobuf-c returns NULL for both). */
 static void *inv_malloc(size_t size, void *ud)
 {
-    sf_invoker_t *inv = ud;
+    sf_handler_t *inv = ud;
     void *p = sf_mem_malloc(inv->fns->mem, size);
     inv->alloc_failed |= p == NULL;
     return p;
@@ -362,13 +370,13 @@ static void *inv_malloc(size_t size, void *ud)
 
 static void inv_free(void *ptr, void *ud)
 {
-    sf_invoker_t *inv = ud;
+    sf_handler_t *inv = ud;
     sf_mem_free(inv->fns->mem, ptr);
 }
 
 static void *inv_calloc(size_t nmemb, size_t size, void *ud)
 {
-    sf_invoker_t *inv = ud;
+    sf_handler_t *inv = ud;
     void *p = sf_mem_calloc(inv->fns->mem, nmemb, size);
     inv->alloc_failed |= p == NULL;
     return p;
@@ -376,15 +384,15 @@ static void *inv_calloc(size_t nmemb, size_t size, void *ud)
 
 static void *inv_realloc(void *ptr, size_t size, void *ud)
 {
-    sf_invoker_t *inv = ud;
+    sf_handler_t *inv = ud;
     void *p = sf_mem_realloc(inv->fns->mem, ptr, size);
     inv->alloc_failed |= p == NULL;
     return p;
 }
 
-int sf_invoker_new(const sf_functions_t *fns, sf_invoker_t **out)
+int sf_handler_new(const sf_functions_t *fns, sf_handler_t **out)
 {
-    sf_invoker_t *inv;
+    sf_handler_t *inv;
     if (!fns || !out)
         return SF_EINVAL;
     *out = NULL;
@@ -404,7 +412,7 @@ int sf_invoker_new(const sf_functions_t *fns, sf_invoker_t **out)
     return SF_OK;
 }
 
-void sf_invoker_free(sf_invoker_t *inv)
+void sf_handler_free(sf_handler_t *inv)
 {
     if (!inv)
         return;
@@ -413,7 +421,7 @@ void sf_invoker_free(sf_invoker_t *inv)
     sf_mem_free(inv->fns->mem, inv);
 }
 
-int sf_invoker_invoke(sf_invoker_t *inv, const uint8_t *req, size_t len, const uint8_t **out,
+int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len, const uint8_t **out,
                       size_t *out_len)
 {
     sf_pb_to_function_t *tf;
@@ -451,4 +459,7 @@ int sf_invoker_invoke(sf_invoker_t *inv, const uint8_t *req, size_t len, const u
     return SF_OK;
 }
 
-const char *sf_invoker_reason(const sf_invoker_t *inv) { return inv ? inv->reason : ""; }
+const char *sf_handler_reason(const sf_handler_t *inv)
+{
+    return inv ? inv->reason : "";
+}

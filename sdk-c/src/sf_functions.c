@@ -62,13 +62,13 @@ static bool type_valid(const char *type, size_t *ns_len)
     return true;
 }
 
-static int specs_validate(const sf_state_spec_t *specs, size_t nspecs)
+static int specs_validate(const sf_value_spec_t *specs, size_t nspecs)
 {
     size_t i, j;
     if (nspecs && !specs)
         return SF_EINVAL;
     for (i = 0; i < nspecs; i++) {
-        const sf_state_spec_t *s = &specs[i];
+        const sf_value_spec_t *s = &specs[i];
         if (!s->name || !*s->name || !s->type || !*s->type)
             return SF_EINVAL;
         if (s->expire_mode != SF_EXPIRE_NONE && s->expire_mode != SF_EXPIRE_AFTER_WRITE &&
@@ -84,7 +84,7 @@ static int specs_validate(const sf_state_spec_t *specs, size_t nspecs)
 }
 
 int sf_functions_bind(sf_functions_t *fns, const char *type, sf_function_cb cb, void *user_data,
-                      const sf_state_spec_t *specs, size_t nspecs)
+                      const sf_value_spec_t *specs, size_t nspecs)
 {
     sf__function_t *f = NULL;
     size_t ns_len, i;
@@ -123,11 +123,12 @@ int sf_functions_bind(sf_functions_t *fns, const char *type, sf_function_cb cb, 
         /* nspecs grows as each spec is fully copied, so function_free frees
          * exactly what was copied. */
         for (i = 0; i < nspecs; i++) {
-            sf_state_spec_t *d = &f->specs[i];
+            sf_value_spec_t *d = &f->specs[i];
             d->name = sf_mem_strndup(fns->mem, specs[i].name, strlen(specs[i].name));
             d->type = sf_mem_strndup(fns->mem, specs[i].type, strlen(specs[i].type));
             d->expire_mode = specs[i].expire_mode;
-            d->expire_after_ms = specs[i].expire_mode == SF_EXPIRE_NONE ? 0 : specs[i].expire_after_ms;
+            d->expire_after_ms =
+                specs[i].expire_mode == SF_EXPIRE_NONE ? 0 : specs[i].expire_after_ms;
             f->nspecs++;
             if (!d->name || !d->type)
                 goto fail;
@@ -141,7 +142,10 @@ fail:
     return SF_ENOMEM;
 }
 
-size_t sf_functions_count(const sf_functions_t *fns) { return fns ? fns->n : 0; }
+size_t sf_functions_count(const sf_functions_t *fns)
+{
+    return fns ? fns->n : 0;
+}
 
 const char *sf_functions_type(const sf_functions_t *fns, size_t i)
 {

@@ -19,20 +19,20 @@
 
 /** One bound function type. Every string is owned by the registry. */
 typedef struct sf__function_s {
-    char *type;               /* "namespace/name" */
-    size_t ns_len;            /* length of the namespace part of |type| */
-    const char *name;         /* points after the '/' in |type| */
-    sf_function_cb cb;        /* the user's callback */
-    void *user_data;          /* passed to |cb| */
-    sf_state_spec_t *specs;   /* declared states, strings owned */
+    char *type;             /* "namespace/name" */
+    size_t ns_len;          /* length of the namespace part of |type| */
+    const char *name;       /* points after the '/' in |type| */
+    sf_function_cb cb;      /* the user's callback */
+    void *user_data;        /* passed to |cb| */
+    sf_value_spec_t *specs; /* declared states, strings owned */
     size_t nspecs;
 } sf__function_t;
 
 struct sf_functions_s {
-    const sf_mem *mem;          /* private: the allocator (NULL: libc) */
-    sf__function_t **fns;       /* private: bound types, in binding order */
-    size_t n;                   /* private */
-    size_t cap;                 /* private */
+    const sf_mem *mem;    /* private: the allocator (NULL: libc) */
+    sf__function_t **fns; /* private: bound types, in binding order */
+    size_t n;             /* private */
+    size_t cap;           /* private */
 };
 
 /**
@@ -54,27 +54,27 @@ int sf__vec_push(sf_arena_t *arena, sf__vec_t *vec, void *item);
 
 /** The current value of one declared state during a batch. */
 typedef struct sf__slot_s {
-    const sf_state_spec_t *spec; /* the declaration (registry memory) */
+    const sf_value_spec_t *spec; /* the declaration (registry memory) */
     bool has_value;              /* current value present */
     const uint8_t *data;         /* current bytes (request or arena memory) */
     size_t len;
-    bool orig_has_value;         /* the value the request carried */
+    bool orig_has_value; /* the value the request carried */
     const uint8_t *orig_data;
     size_t orig_len;
-    bool dirty;                  /* written or deleted during the batch */
+    bool dirty; /* written or deleted during the batch */
 } sf__slot_t;
 
 /** What a callback sees; one per batch, on the stack of sf_functions_invoke_pb. */
 struct sf_ctx_s {
-    sf_arena_t *arena;           /* results and temporaries */
-    const sf__function_t *fn;    /* the function being run */
-    sf_address_t self;           /* borrowed from the request */
-    sf_address_t caller;         /* borrowed from the current invocation */
-    bool has_caller;             /* false for a message from an ingress */
-    sf__slot_t *slots;           /* one per declared spec, in declaration order */
-    sf__vec_t messages;          /* sf_pb_from_invocation_t *, in order sent */
-    sf__vec_t delayed;           /* sf_pb_delayed_invocation_t * (incl. cancellations) */
-    sf__vec_t egresses;          /* sf_pb_egress_message_t * */
+    sf_arena_t *arena;        /* results and temporaries */
+    const sf__function_t *fn; /* the function being run */
+    sf_address_t self;        /* borrowed from the request */
+    sf_address_t caller;      /* borrowed from the current invocation */
+    bool has_caller;          /* false for a message from an ingress */
+    sf__slot_t *slots;        /* one per declared spec, in declaration order */
+    sf__vec_t messages;       /* sf_pb_from_invocation_t *, in order sent */
+    sf__vec_t delayed;        /* sf_pb_delayed_invocation_t * (incl. cancellations) */
+    sf__vec_t egresses;       /* sf_pb_egress_message_t * */
 };
 
 /** The message of one invocation, as a callback sees it. */
@@ -82,7 +82,7 @@ struct sf_message_s {
     const char *type_name; /* never NULL */
     const uint8_t *data;   /* may be NULL when len is 0 */
     size_t len;
-    sf_ctx_t *ctx;         /* for decoding strings into the arena */
+    sf_ctx_t *ctx; /* for decoding strings into the arena */
 };
 
 /** printf into |arena|; returns |fallback| when the arena is out of memory. */

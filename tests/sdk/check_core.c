@@ -94,8 +94,7 @@ static void req_invoke(req_t *r, const char *caller, const char *type_name, cons
     *inv = init;
     if (caller) {
         inv->caller = sf_arena_alloc(&r->arena, sizeof *inv->caller);
-        ck_assert_int_eq(
-            sf_proto_address_parse(&r->arena, caller, strlen(caller), inv->caller), 0);
+        ck_assert_int_eq(sf_proto_address_parse(&r->arena, caller, strlen(caller), inv->caller), 0);
     }
     inv->argument = tv_new(r, type_name, arg);
     r->invs[r->batch.n_invocations++] = inv;
@@ -116,28 +115,31 @@ static void req_pack(req_t *r, sf_buf_t *out)
     ck_assert_int_eq(sf_proto_to_function_pack(&r->tf, out), 0);
 }
 
-static void req_dispose(req_t *r) { sf_arena_dispose(&r->arena); }
-
-/* Runs |r| through a fresh invoker and unpacks the answer into |arena|. */
-static int run_bytes(sf_functions_t *fns, req_t *r, sf_arena_t *arena,
-                     sf_pb_from_function_t **ff, char *reason, size_t reason_len)
+static void req_dispose(req_t *r)
 {
-    sf_invoker_t *inv;
+    sf_arena_dispose(&r->arena);
+}
+
+/* Runs |r| through a fresh handler and unpacks the answer into |arena|. */
+static int run_bytes(sf_functions_t *fns, req_t *r, sf_arena_t *arena, sf_pb_from_function_t **ff,
+                     char *reason, size_t reason_len)
+{
+    sf_handler_t *inv;
     sf_buf_t in;
     const uint8_t *out;
     size_t out_len;
     int rv;
     req_pack(r, &in);
-    ck_assert_int_eq(sf_invoker_new(fns, &inv), 0);
-    rv = sf_invoker_invoke(inv, in.base, in.len, &out, &out_len);
+    ck_assert_int_eq(sf_handler_new(fns, &inv), 0);
+    rv = sf_handler_invoke(inv, in.base, in.len, &out, &out_len);
     if (reason)
-        snprintf(reason, reason_len, "%s", sf_invoker_reason(inv));
+        snprintf(reason, reason_len, "%s", sf_handler_reason(inv));
     *ff = NULL;
     if (rv == 0) {
         *ff = sf_proto_from_function_unpack(arena, out, out_len);
         ck_assert_ptr_nonnull(*ff);
     }
-    sf_invoker_free(inv);
+    sf_handler_free(inv);
     sf_buf_dispose(&in);
     return rv;
 }
@@ -178,15 +180,15 @@ static int counter_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
     size_t slen;
     int rv;
 
-    rv = sf_state_get_int(ctx, "count", &count);
+    rv = sf_storage_get_int(ctx, "count", &count);
     ck_assert(rv == SF_OK || rv == SF_EMPTY);
     if (rv == SF_EMPTY)
         count = 0;
     ck_assert(sf_message_is_string(msg));
     ck_assert_int_eq(sf_message_as_string(msg, &s, &slen), 0);
-    ck_assert_int_eq(sf_state_set_int(ctx, "count", count + 1), 0);
-    ck_assert_int_eq(sf_state_set_string(ctx, "last", s, slen), 0);
-    ck_assert_int_eq(sf_state_delete(ctx, "gone"), 0);
+    ck_assert_int_eq(sf_storage_set_int(ctx, "count", count + 1), 0);
+    ck_assert_int_eq(sf_storage_set_string(ctx, "last", s, slen), 0);
+    ck_assert_int_eq(sf_storage_delete(ctx, "gone"), 0);
     snprintf(log->log + strlen(log->log), sizeof log->log - strlen(log->log), "[%s/%s/%s %s %s %d]",
              sf_self(ctx)->ns, sf_self(ctx)->type, sf_self(ctx)->id,
              caller ? caller->id : "ingress", s, count);
@@ -194,11 +196,11 @@ static int counter_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
     return 0;
 }
 
-static const sf_state_spec_t counter_specs[] = {
-    SF_STATE_INT("count"),
+static const sf_value_spec_t counter_specs[] = {
+    SF_SPEC_INT("count"),
     {"last", SF_TYPE_STRING, SF_EXPIRE_AFTER_WRITE, 60000},
     {"gone", "com.example/Blob", SF_EXPIRE_AFTER_INVOKE, 5000},
-    SF_STATE_INT("kept"),
+    SF_SPEC_INT("kept"),
 };
 
 static sf_functions_t *counter_registry(counter_log_t *log)
@@ -214,16 +216,19 @@ static sf_functions_t *counter_registry(counter_log_t *log)
 /* ------------------------------------------------------------------------ */
 /* Binding                                                                    */
 
-static int noop_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud) { return 0; }
+static int noop_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
+{
+    return 0;
+}
 
 START_TEST(test_bind_validation)
 {
     sf_functions_t *fns;
-    sf_state_spec_t dup[] = {SF_STATE_INT("a"), SF_STATE_LONG("a")};
-    sf_state_spec_t neg[] = {{"a", SF_TYPE_INT, SF_EXPIRE_AFTER_WRITE, -1}};
-    sf_state_spec_t notype[] = {{"a", "", SF_EXPIRE_NONE, 0}};
-    sf_state_spec_t noname[] = {{NULL, SF_TYPE_INT, SF_EXPIRE_NONE, 0}};
-    sf_state_spec_t badmode[] = {{"a", SF_TYPE_INT, (sf_expire_mode)7, 0}};
+    sf_value_spec_t dup[] = {SF_SPEC_INT("a"), SF_SPEC_LONG("a")};
+    sf_value_spec_t neg[] = {{"a", SF_TYPE_INT, SF_EXPIRE_AFTER_WRITE, -1}};
+    sf_value_spec_t notype[] = {{"a", "", SF_EXPIRE_NONE, 0}};
+    sf_value_spec_t noname[] = {{NULL, SF_TYPE_INT, SF_EXPIRE_NONE, 0}};
+    sf_value_spec_t badmode[] = {{"a", SF_TYPE_INT, (sf_expire_mode)7, 0}};
 
     ck_assert_int_eq(sf_functions_new(NULL, NULL), SF_EINVAL);
     ck_assert_int_eq(sf_functions_new(NULL, &fns), 0);
@@ -354,32 +359,32 @@ static int same_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     int32_t v;
     const uint8_t *d;
     size_t n;
-    ck_assert_int_eq(sf_state_get_int(ctx, "plain", &v), 0);
-    ck_assert_int_eq(sf_state_set_int(ctx, "plain", v), 0);
-    ck_assert_int_eq(sf_state_get(ctx, "ttl", &d, &n), 0);
-    ck_assert_int_eq(sf_state_set(ctx, "ttl", d, n), 0);
-    ck_assert_int_eq(sf_state_get(ctx, "empty", &d, &n), SF_EMPTY);
+    ck_assert_int_eq(sf_storage_get_int(ctx, "plain", &v), 0);
+    ck_assert_int_eq(sf_storage_set_int(ctx, "plain", v), 0);
+    ck_assert_int_eq(sf_storage_get(ctx, "ttl", &d, &n), 0);
+    ck_assert_int_eq(sf_storage_set(ctx, "ttl", d, n), 0);
+    ck_assert_int_eq(sf_storage_get(ctx, "empty", &d, &n), SF_EMPTY);
     ck_assert_ptr_null(d);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(sf_state_delete(ctx, "empty"), 0);
+    ck_assert_int_eq(sf_storage_delete(ctx, "empty"), 0);
     /* Errors a callback can meet. */
-    ck_assert_int_eq(sf_state_get_int(ctx, "nope", &v), SF_ENOTFOUND);
-    ck_assert_int_eq(sf_state_set_int(ctx, "nope", 1), SF_ENOTFOUND);
-    ck_assert_int_eq(sf_state_delete(ctx, "nope"), SF_ENOTFOUND);
-    ck_assert_int_eq(sf_state_set_long(ctx, "plain", 1), SF_EINVAL);
+    ck_assert_int_eq(sf_storage_get_int(ctx, "nope", &v), SF_ENOTFOUND);
+    ck_assert_int_eq(sf_storage_set_int(ctx, "nope", 1), SF_ENOTFOUND);
+    ck_assert_int_eq(sf_storage_delete(ctx, "nope"), SF_ENOTFOUND);
+    ck_assert_int_eq(sf_storage_set_long(ctx, "plain", 1), SF_EINVAL);
     {
         int64_t l;
-        ck_assert_int_eq(sf_state_get_long(ctx, "plain", &l), SF_EINVAL);
+        ck_assert_int_eq(sf_storage_get_long(ctx, "plain", &l), SF_EINVAL);
     }
     return 0;
 }
 
 START_TEST(test_rewriting_same_value)
 {
-    sf_state_spec_t specs[] = {
-        SF_STATE_INT("plain"),
+    sf_value_spec_t specs[] = {
+        SF_SPEC_INT("plain"),
         {"ttl", SF_TYPE_INT, SF_EXPIRE_AFTER_WRITE, 1000},
-        SF_STATE_STRING("empty"),
+        SF_SPEC_STRING("empty"),
     };
     sf_functions_t *fns;
     sf_arena_t arena;
@@ -419,15 +424,14 @@ static int sender_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     ck_assert_int_eq(sf_send_double(ctx, "t.fns/d", "1", -0.25), 0);
     ck_assert_int_eq(sf_send_string(ctx, "t.fns/s", id, "héllo"), 0);
     memset(id, 'z', sizeof id - 1); /* the SDK copied it */
-    ck_assert_int_eq(sf_send_after(ctx, 1500, "t.fns/later", "1", "tok-1", "com.example/Blob",
-                                   blob, 4),
-                     0);
+    ck_assert_int_eq(
+        sf_send_after(ctx, 1500, "t.fns/later", "1", "tok-1", "com.example/Blob", blob, 4), 0);
     ck_assert_int_eq(sf_send_after_string(ctx, 0, "t.fns/later", "2", NULL, "now"), 0);
     ck_assert_int_eq(sf_cancel_delayed(ctx, "tok-1"), 0);
-    ck_assert_int_eq(sf_egress(ctx, "t.io/out", "com.example/Blob", blob, 4), 0);
-    ck_assert_int_eq(sf_egress_playground(ctx, NULL, "greetings", "say \"hi\" <\\>\n", 13), 0);
-    ck_assert_int_eq(sf_egress_kafka(ctx, "t.io/kafka", "topic-a", "key-1", "v", 1), 0);
-    ck_assert_int_eq(sf_egress_kafka(ctx, "t.io/kafka", "topic-b", NULL, NULL, 0), 0);
+    ck_assert_int_eq(sf_send_egress(ctx, "t.io/out", "com.example/Blob", blob, 4), 0);
+    ck_assert_int_eq(sf_send_egress_playground(ctx, NULL, "greetings", "say \"hi\" <\\>\n", 13), 0);
+    ck_assert_int_eq(sf_send_egress_kafka(ctx, "t.io/kafka", "topic-a", "key-1", "v", 1), 0);
+    ck_assert_int_eq(sf_send_egress_kafka(ctx, "t.io/kafka", "topic-b", NULL, NULL, 0), 0);
 
     /* Misuse is reported, and nothing is added. */
     ck_assert_int_eq(sf_send(ctx, "nons", "1", "a/b", NULL, 0), SF_EINVAL);
@@ -439,10 +443,10 @@ static int sender_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     ck_assert_int_eq(sf_send_after(ctx, -1, "a/b", "1", NULL, "a/b", NULL, 0), SF_EINVAL);
     ck_assert_int_eq(sf_cancel_delayed(ctx, ""), SF_EINVAL);
     ck_assert_int_eq(sf_cancel_delayed(ctx, NULL), SF_EINVAL);
-    ck_assert_int_eq(sf_egress(ctx, "noslash", "a/b", NULL, 0), SF_EINVAL);
-    ck_assert_int_eq(sf_egress_playground(ctx, NULL, "t", "\xff\xfe", 2), SF_EINVAL);
-    ck_assert_int_eq(sf_egress_playground(ctx, NULL, "", "x", 1), SF_EINVAL);
-    ck_assert_int_eq(sf_egress_kafka(ctx, NULL, "t", NULL, NULL, 0), SF_EINVAL);
+    ck_assert_int_eq(sf_send_egress(ctx, "noslash", "a/b", NULL, 0), SF_EINVAL);
+    ck_assert_int_eq(sf_send_egress_playground(ctx, NULL, "t", "\xff\xfe", 2), SF_EINVAL);
+    ck_assert_int_eq(sf_send_egress_playground(ctx, NULL, "", "x", 1), SF_EINVAL);
+    ck_assert_int_eq(sf_send_egress_kafka(ctx, NULL, "t", NULL, NULL, 0), SF_EINVAL);
     return 0;
 }
 
@@ -480,25 +484,21 @@ START_TEST(test_every_kind_of_outgoing_message)
     ck_assert_uint_eq(m[0]->argument->value.len, 4);
     ck_assert_int_eq(memcmp(m[0]->argument->value.data, "\0\1\2\3", 4), 0);
     ck_assert_str_eq(m[1]->argument->typename_, SF_TYPE_BOOL);
-    ck_assert_int_eq(sf_proto_decode_bool(m[1]->argument->value.data, m[1]->argument->value.len,
-                                          &b),
-                     0);
+    ck_assert_int_eq(
+        sf_proto_decode_bool(m[1]->argument->value.data, m[1]->argument->value.len, &b), 0);
     ck_assert(b);
     ck_assert_int_eq(decode_int(m[2]->argument), -7);
     ck_assert_str_eq(m[3]->argument->typename_, SF_TYPE_LONG);
-    ck_assert_int_eq(sf_proto_decode_long(m[3]->argument->value.data, m[3]->argument->value.len,
-                                          &l),
-                     0);
+    ck_assert_int_eq(
+        sf_proto_decode_long(m[3]->argument->value.data, m[3]->argument->value.len, &l), 0);
     ck_assert(l == INT64_C(1) << 40);
     ck_assert_str_eq(m[4]->argument->typename_, SF_TYPE_FLOAT);
-    ck_assert_int_eq(sf_proto_decode_float(m[4]->argument->value.data, m[4]->argument->value.len,
-                                           &f),
-                     0);
+    ck_assert_int_eq(
+        sf_proto_decode_float(m[4]->argument->value.data, m[4]->argument->value.len, &f), 0);
     ck_assert(f == 0.5f);
     ck_assert_str_eq(m[5]->argument->typename_, SF_TYPE_DOUBLE);
-    ck_assert_int_eq(sf_proto_decode_double(m[5]->argument->value.data,
-                                            m[5]->argument->value.len, &dd),
-                     0);
+    ck_assert_int_eq(
+        sf_proto_decode_double(m[5]->argument->value.data, m[5]->argument->value.len, &dd), 0);
     ck_assert(dd == -0.25);
     ck_assert_str_eq(m[6]->target->id, "bob");
     ck_assert_str_eq(decode_str(&arena, m[6]->argument), "héllo");
@@ -527,12 +527,11 @@ START_TEST(test_every_kind_of_outgoing_message)
     {
         /* Parse the record as JSON, as the playground egress does. */
         json_error_t err;
-        json_t *j = json_loadb((const char *)e[1]->argument->value.data,
-                               e[1]->argument->value.len, 0, &err);
+        json_t *j = json_loadb((const char *)e[1]->argument->value.data, e[1]->argument->value.len,
+                               0, &err);
         ck_assert_ptr_nonnull(j);
         ck_assert_str_eq(json_string_value(json_object_get(j, "topic")), "greetings");
-        ck_assert_str_eq(json_string_value(json_object_get(j, "payload")),
-                         "say \"hi\" <\\>\n");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "payload")), "say \"hi\" <\\>\n");
         json_decref(j);
     }
     ck_assert_str_eq(e[2]->argument->typename_, SF_TYPE_KAFKA_PRODUCER_RECORD);
@@ -639,7 +638,7 @@ END_TEST
 
 static int failing_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
 {
-    sf_state_set_int(ctx, "n", 1);
+    sf_storage_set_int(ctx, "n", 1);
     return 7;
 }
 
@@ -647,7 +646,7 @@ START_TEST(test_unknown_type_and_failing_function)
 {
     counter_log_t log = {{0}, 0};
     sf_functions_t *fns = counter_registry(&log);
-    sf_state_spec_t n[] = {SF_STATE_INT("n")};
+    sf_value_spec_t n[] = {SF_SPEC_INT("n")};
     sf_arena_t arena;
     sf_pb_from_function_t *ff;
     char reason[256];
@@ -744,33 +743,33 @@ static int lenient_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     const char *s = "";
     size_t slen = 0;
     int rv;
-    if ((rv = sf_state_get_int(ctx, "count", &count)) < 0)
+    if ((rv = sf_storage_get_int(ctx, "count", &count)) < 0)
         return rv;
     if (sf_message_as_string(msg, &s, &slen) != 0)
         s = "";
     if (sf_caller(ctx))
         sf_send_string(ctx, "t.fns/echo", sf_caller(ctx)->id, s);
-    sf_state_set_int(ctx, "count", count + 1);
-    sf_state_set_string(ctx, "last", s, strlen(s));
-    sf_state_delete(ctx, "gone");
+    sf_storage_set_int(ctx, "count", count + 1);
+    sf_storage_set_string(ctx, "last", s, strlen(s));
+    sf_storage_delete(ctx, "gone");
     return 0;
 }
 
-static void invoke_any(sf_invoker_t *inv, const uint8_t *data, size_t len)
+static void invoke_any(sf_handler_t *inv, const uint8_t *data, size_t len)
 {
     const uint8_t *out;
     size_t out_len;
-    int rv = sf_invoker_invoke(inv, data, len, &out, &out_len);
+    int rv = sf_handler_invoke(inv, data, len, &out, &out_len);
     ck_assert_msg(rv == 0 || rv == SF_EPROTO || rv == SF_ENOTFOUND || rv == SF_EFUNCTION, "rv %d",
                   rv);
     if (rv != 0)
-        ck_assert_ptr_nonnull(sf_invoker_reason(inv));
+        ck_assert_ptr_nonnull(sf_handler_reason(inv));
 }
 
 START_TEST(test_malformed_requests_never_crash)
 {
     sf_functions_t *fns;
-    sf_invoker_t *inv;
+    sf_handler_t *inv;
     sf_buf_t in;
     uint8_t buf[512];
     const uint8_t *out;
@@ -781,14 +780,14 @@ START_TEST(test_malformed_requests_never_crash)
     ck_assert_int_eq(sf_functions_bind(fns, "t.fns/counter", lenient_fn, NULL, counter_specs,
                                        SF_ARRAY_SIZE(counter_specs)),
                      0);
-    ck_assert_int_eq(sf_invoker_new(fns, &inv), 0);
+    ck_assert_int_eq(sf_handler_new(fns, &inv), 0);
     /* Empty and obviously wrong bodies. */
-    ck_assert_int_eq(sf_invoker_invoke(inv, NULL, 0, &out, &out_len), SF_EPROTO);
-    ck_assert_str_eq(sf_invoker_reason(inv), "the request carries no invocation batch");
-    ck_assert_int_eq(sf_invoker_invoke(inv, (const uint8_t *)"GET / HTTP/1.1\r\n", 16, &out,
-                                       &out_len),
-                     SF_EPROTO);
-    ck_assert_str_eq(sf_invoker_reason(inv), "malformed request: not a ToFunction message");
+    ck_assert_int_eq(sf_handler_invoke(inv, NULL, 0, &out, &out_len), SF_EPROTO);
+    ck_assert_str_eq(sf_handler_reason(inv), "the request carries no invocation batch");
+    ck_assert_int_eq(
+        sf_handler_invoke(inv, (const uint8_t *)"GET / HTTP/1.1\r\n", 16, &out, &out_len),
+        SF_EPROTO);
+    ck_assert_str_eq(sf_handler_reason(inv), "malformed request: not a ToFunction message");
 
     /* A valid request, truncated at every length and with bytes flipped. */
     req_init(&r, "t.fns", "counter", "alice");
@@ -826,7 +825,7 @@ START_TEST(test_malformed_requests_never_crash)
         }
         invoke_any(inv, buf, len);
     }
-    sf_invoker_free(inv);
+    sf_handler_free(inv);
     sf_buf_dispose(&in);
     sf_functions_free(fns);
 }
@@ -900,32 +899,32 @@ static int busy_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     int32_t n = 0;
     const char *s;
     int rv;
-    if ((rv = sf_state_get_int(ctx, "n", &n)) < 0)
+    if ((rv = sf_storage_get_int(ctx, "n", &n)) < 0)
         return rv;
     if ((rv = sf_message_as_string(msg, &s, NULL)) < 0)
         return rv;
-    if ((rv = sf_state_set_int(ctx, "n", n + 1)) < 0 ||
-        (rv = sf_state_set_string(ctx, "s", s, strlen(s))) < 0 ||
+    if ((rv = sf_storage_set_int(ctx, "n", n + 1)) < 0 ||
+        (rv = sf_storage_set_string(ctx, "s", s, strlen(s))) < 0 ||
         (rv = sf_send_string(ctx, "t.fns/peer", sf_self(ctx)->id, s)) < 0 ||
         (rv = sf_send_int(ctx, "t.fns/peer", "x", n)) < 0 ||
         (rv = sf_send_after_string(ctx, 10, "t.fns/peer", "y", "tok", s)) < 0 ||
         (rv = sf_cancel_delayed(ctx, "tok")) < 0 ||
-        (rv = sf_egress_kafka(ctx, "t.io/k", "t", "k", s, strlen(s))) < 0 ||
-        (rv = sf_egress(ctx, "t.io/e", "a/b", s, strlen(s))) < 0)
+        (rv = sf_send_egress_kafka(ctx, "t.io/k", "t", "k", s, strlen(s))) < 0 ||
+        (rv = sf_send_egress(ctx, "t.io/e", "a/b", s, strlen(s))) < 0)
         return rv;
     return 0;
 }
 
-/* One whole scenario with allocator |mem|: registry, invoker, a request
+/* One whole scenario with allocator |mem|: registry, handler, a request
  * missing state, then a complete batch. Returns the first error or 0. */
 static int failmalloc_scenario(const sf_mem *mem, const sf_buf_t *missing, const sf_buf_t *full)
 {
-    static const sf_state_spec_t specs[] = {
-        SF_STATE_INT("n"),
+    static const sf_value_spec_t specs[] = {
+        SF_SPEC_INT("n"),
         {"s", SF_TYPE_STRING, SF_EXPIRE_AFTER_WRITE, 100},
     };
     sf_functions_t *fns = NULL;
-    sf_invoker_t *inv = NULL;
+    sf_handler_t *inv = NULL;
     const uint8_t *out;
     size_t out_len;
     int rv;
@@ -936,13 +935,13 @@ static int failmalloc_scenario(const sf_mem *mem, const sf_buf_t *missing, const
         goto out;
     if ((rv = sf_functions_bind(fns, "t.fns/other", noop_fn, NULL, specs, 1)) != 0)
         goto out;
-    if ((rv = sf_invoker_new(fns, &inv)) != 0)
+    if ((rv = sf_handler_new(fns, &inv)) != 0)
         goto out;
-    if ((rv = sf_invoker_invoke(inv, missing->base, missing->len, &out, &out_len)) != 0)
+    if ((rv = sf_handler_invoke(inv, missing->base, missing->len, &out, &out_len)) != 0)
         goto out;
-    rv = sf_invoker_invoke(inv, full->base, full->len, &out, &out_len);
+    rv = sf_handler_invoke(inv, full->base, full->len, &out, &out_len);
 out:
-    sf_invoker_free(inv);
+    sf_handler_free(inv);
     sf_functions_free(fns);
     return rv;
 }

@@ -14,7 +14,7 @@
  *
  * Threading: a registry (sf_functions_t) is built on one thread and is then
  * read-only: any number of threads may invoke it at once, each through its own
- * sf_invoker_t or arena. A callback's sf_ctx_t is valid only during that call,
+ * sf_handler_t or arena. A callback's sf_ctx_t is valid only during that call,
  * on the calling thread. A server belongs to the libuv loop it was started on.
  *
  * The first block (errors, allocator) is also the source of truth for the
@@ -123,7 +123,7 @@ extern "C" {
 typedef struct sf_functions_s sf_functions_t;
 typedef struct sf_ctx_s sf_ctx_t;
 typedef struct sf_message_s sf_message_t;
-typedef struct sf_invoker_s sf_invoker_t;
+typedef struct sf_handler_s sf_handler_t;
 typedef struct sf_server_s sf_server_t;
 typedef struct sf_server_options_s sf_server_options_t;
 
@@ -145,21 +145,24 @@ typedef enum {
 } sf_expire_mode;
 
 /** One declared state of a function type. Copied by sf_functions_bind. */
-typedef struct sf_state_spec_s {
+typedef struct sf_value_spec_s {
     const char *name;           /* state name, unique within the function type */
     const char *type;           /* typename, e.g. SF_TYPE_INT or "com.example/Cart" */
     sf_expire_mode expire_mode; /* SF_EXPIRE_NONE: never expires */
     int64_t expire_after_ms;    /* TTL in milliseconds (ignored with SF_EXPIRE_NONE) */
-} sf_state_spec_t;
+} sf_value_spec_t;
 
 /* Shorthands for specs without TTL. */
-#define SF_STATE(name_, type_) {(name_), (type_), SF_EXPIRE_NONE, 0}
-#define SF_STATE_BOOL(name_) SF_STATE(name_, SF_TYPE_BOOL)
-#define SF_STATE_INT(name_) SF_STATE(name_, SF_TYPE_INT)
-#define SF_STATE_LONG(name_) SF_STATE(name_, SF_TYPE_LONG)
-#define SF_STATE_FLOAT(name_) SF_STATE(name_, SF_TYPE_FLOAT)
-#define SF_STATE_DOUBLE(name_) SF_STATE(name_, SF_TYPE_DOUBLE)
-#define SF_STATE_STRING(name_) SF_STATE(name_, SF_TYPE_STRING)
+#define SF_SPEC(name_, type_)                                                                      \
+    {                                                                                              \
+        (name_), (type_), SF_EXPIRE_NONE, 0                                                        \
+    }
+#define SF_SPEC_BOOL(name_) SF_SPEC(name_, SF_TYPE_BOOL)
+#define SF_SPEC_INT(name_) SF_SPEC(name_, SF_TYPE_INT)
+#define SF_SPEC_LONG(name_) SF_SPEC(name_, SF_TYPE_LONG)
+#define SF_SPEC_FLOAT(name_) SF_SPEC(name_, SF_TYPE_FLOAT)
+#define SF_SPEC_DOUBLE(name_) SF_SPEC(name_, SF_TYPE_DOUBLE)
+#define SF_SPEC_STRING(name_) SF_SPEC(name_, SF_TYPE_STRING)
 
 /**
  * A function callback, called once per message of an invocation batch, in
@@ -183,7 +186,7 @@ typedef int (*sf_register_cb)(sf_functions_t *fns);
  */
 SF_EXTERN int sf_functions_new(const sf_mem *mem, sf_functions_t **out);
 
-/** Frees |fns| (NULL is fine). No invocation, invoker or server may use it any more. */
+/** Frees |fns| (NULL is fine). No invocation, handler or server may use it any more. */
 SF_EXTERN void sf_functions_free(sf_functions_t *fns);
 
 /**
@@ -196,7 +199,7 @@ SF_EXTERN void sf_functions_free(sf_functions_t *fns);
  * typename, negative TTL), SF_EEXIST (the type is already bound) or SF_ENOMEM.
  */
 SF_EXTERN int sf_functions_bind(sf_functions_t *fns, const char *type, sf_function_cb cb,
-                                void *user_data, const sf_state_spec_t *specs, size_t nspecs);
+                                void *user_data, const sf_value_spec_t *specs, size_t nspecs);
 
 /** Number of bound function types. */
 SF_EXTERN size_t sf_functions_count(const sf_functions_t *fns);
@@ -253,37 +256,37 @@ SF_EXTERN int sf_message_as_string(const sf_message_t *msg, const char **s, size
  * value, SF_EMPTY (a positive code, not an error) when the state holds no
  * value (|*v| untouched), SF_ENOTFOUND when no such state is declared,
  * SF_EINVAL when the state is declared with another type, or SF_EPROTO when
- * the stored bytes do not decode. sf_state_get gives the raw bytes of a state
+ * the stored bytes do not decode. sf_storage_get gives the raw bytes of a state
  * of any type (borrowed until the callback returns; NULL/0 when empty);
- * sf_state_get_string's |*s| is NUL-terminated and lives as long, and |len|
+ * sf_storage_get_string's |*s| is NUL-terminated and lives as long, and |len|
  * may be NULL.
  */
-SF_EXTERN int sf_state_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t *len);
-SF_EXTERN int sf_state_get_bool(sf_ctx_t *ctx, const char *name, bool *v);
-SF_EXTERN int sf_state_get_int(sf_ctx_t *ctx, const char *name, int32_t *v);
-SF_EXTERN int sf_state_get_long(sf_ctx_t *ctx, const char *name, int64_t *v);
-SF_EXTERN int sf_state_get_float(sf_ctx_t *ctx, const char *name, float *v);
-SF_EXTERN int sf_state_get_double(sf_ctx_t *ctx, const char *name, double *v);
-SF_EXTERN int sf_state_get_string(sf_ctx_t *ctx, const char *name, const char **s, size_t *len);
+SF_EXTERN int sf_storage_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t *len);
+SF_EXTERN int sf_storage_get_bool(sf_ctx_t *ctx, const char *name, bool *v);
+SF_EXTERN int sf_storage_get_int(sf_ctx_t *ctx, const char *name, int32_t *v);
+SF_EXTERN int sf_storage_get_long(sf_ctx_t *ctx, const char *name, int64_t *v);
+SF_EXTERN int sf_storage_get_float(sf_ctx_t *ctx, const char *name, float *v);
+SF_EXTERN int sf_storage_get_double(sf_ctx_t *ctx, const char *name, double *v);
+SF_EXTERN int sf_storage_get_string(sf_ctx_t *ctx, const char *name, const char **s, size_t *len);
 
 /**
  * Write the state |name| (copied). The change is seen by later calls of the
  * same batch and sent back to the runtime as a mutation at the end of the
- * batch. sf_state_set stores raw bytes under the state's declared typename.
+ * batch. sf_storage_set stores raw bytes under the state's declared typename.
  * Return 0, SF_ENOTFOUND (not declared), SF_EINVAL (declared with another
  * type; for strings also: |s| is NULL) or SF_ENOMEM.
  */
-SF_EXTERN int sf_state_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len);
-SF_EXTERN int sf_state_set_bool(sf_ctx_t *ctx, const char *name, bool v);
-SF_EXTERN int sf_state_set_int(sf_ctx_t *ctx, const char *name, int32_t v);
-SF_EXTERN int sf_state_set_long(sf_ctx_t *ctx, const char *name, int64_t v);
-SF_EXTERN int sf_state_set_float(sf_ctx_t *ctx, const char *name, float v);
-SF_EXTERN int sf_state_set_double(sf_ctx_t *ctx, const char *name, double v);
+SF_EXTERN int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len);
+SF_EXTERN int sf_storage_set_bool(sf_ctx_t *ctx, const char *name, bool v);
+SF_EXTERN int sf_storage_set_int(sf_ctx_t *ctx, const char *name, int32_t v);
+SF_EXTERN int sf_storage_set_long(sf_ctx_t *ctx, const char *name, int64_t v);
+SF_EXTERN int sf_storage_set_float(sf_ctx_t *ctx, const char *name, float v);
+SF_EXTERN int sf_storage_set_double(sf_ctx_t *ctx, const char *name, double v);
 /** |s| must be valid UTF-8 of |len| bytes (no NUL inside). */
-SF_EXTERN int sf_state_set_string(sf_ctx_t *ctx, const char *name, const char *s, size_t len);
+SF_EXTERN int sf_storage_set_string(sf_ctx_t *ctx, const char *name, const char *s, size_t len);
 
 /** Clears the state |name|. Returns 0 or SF_ENOTFOUND. */
-SF_EXTERN int sf_state_delete(sf_ctx_t *ctx, const char *name);
+SF_EXTERN int sf_storage_delete(sf_ctx_t *ctx, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Inside a callback: sending                                                 */
@@ -315,8 +318,8 @@ SF_EXTERN int sf_send_string(sf_ctx_t *ctx, const char *type, const char *id, co
  * address.
  */
 SF_EXTERN int sf_send_after(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const char *id,
-                            const char *cancellation_token, const char *type_name,
-                            const void *data, size_t len);
+                            const char *cancellation_token, const char *type_name, const void *data,
+                            size_t len);
 SF_EXTERN int sf_send_after_string(sf_ctx_t *ctx, int64_t delay_ms, const char *type,
                                    const char *id, const char *cancellation_token, const char *s);
 
@@ -329,8 +332,8 @@ SF_EXTERN int sf_send_after_string(sf_ctx_t *ctx, int64_t delay_ms, const char *
 SF_EXTERN int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token);
 
 /** Sends |data| of typename |type_name| to the egress |egress| ("namespace/name"). */
-SF_EXTERN int sf_egress(sf_ctx_t *ctx, const char *egress, const char *type_name,
-                        const void *data, size_t len);
+SF_EXTERN int sf_send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name,
+                             const void *data, size_t len);
 
 /**
  * Sends a playground egress record: JSON {"topic": |topic|, "payload":
@@ -338,27 +341,27 @@ SF_EXTERN int sf_egress(sf_ctx_t *ctx, const char *egress, const char *type_name
  * (NULL: SF_PLAYGROUND_EGRESS). |topic| and |payload| (|payload_len| bytes)
  * must be valid UTF-8; else SF_EINVAL.
  */
-SF_EXTERN int sf_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
-                                   const char *payload, size_t payload_len);
+SF_EXTERN int sf_send_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
+                                        const char *payload, size_t payload_len);
 
 /**
  * Sends a Kafka producer record (KafkaProducerRecord protobuf) to the Kafka
  * egress |egress|: |topic|, an optional UTF-8 |key| (NULL: none) and the
  * value bytes.
  */
-SF_EXTERN int sf_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic,
-                              const char *key, const void *value, size_t value_len);
+SF_EXTERN int sf_send_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic,
+                                   const char *key, const void *value, size_t value_len);
 
 /* ------------------------------------------------------------------------ */
 /* Invoking: the protocol core (no I/O)                                       */
 
 /**
- * Creates an invoker: the per-thread scratch space (decode arena, output
+ * Creates a handler: the per-thread scratch space (decode arena, output
  * buffer) to run requests against |fns|, which must outlive it. Caller frees
- * it with sf_invoker_free. Returns 0 or SF_ENOMEM.
+ * it with sf_handler_free. Returns 0 or SF_ENOMEM.
  */
-SF_EXTERN int sf_invoker_new(const sf_functions_t *fns, sf_invoker_t **out);
-SF_EXTERN void sf_invoker_free(sf_invoker_t *inv);
+SF_EXTERN int sf_handler_new(const sf_functions_t *fns, sf_handler_t **out);
+SF_EXTERN void sf_handler_free(sf_handler_t *inv);
 
 /**
  * Runs one serialized ToFunction |req| of |len| bytes and sets |*out| and
@@ -368,13 +371,13 @@ SF_EXTERN void sf_invoker_free(sf_invoker_t *inv);
  *
  * Returns 0, SF_EPROTO (malformed request; HTTP 400), SF_ENOTFOUND (no
  * function bound for the target type; HTTP 404), SF_EFUNCTION (a callback
- * failed; HTTP 500) or SF_ENOMEM. On failure sf_invoker_reason says why.
+ * failed; HTTP 500) or SF_ENOMEM. On failure sf_handler_reason says why.
  */
-SF_EXTERN int sf_invoker_invoke(sf_invoker_t *inv, const uint8_t *req, size_t len,
+SF_EXTERN int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len,
                                 const uint8_t **out, size_t *out_len);
 
-/** One line saying why the last sf_invoker_invoke failed ("" after success). */
-SF_EXTERN const char *sf_invoker_reason(const sf_invoker_t *inv);
+/** One line saying why the last sf_handler_invoke failed ("" after success). */
+SF_EXTERN const char *sf_handler_reason(const sf_handler_t *inv);
 
 /* The decoded protocol structs and the arena, as the embedded runtime holds
  * them (protocol/sf_proto.h); opaque here. */
@@ -383,7 +386,7 @@ struct Io__Statefun__Sdk__Reqreply__FromFunction;
 struct sf_arena_s;
 
 /**
- * The same as sf_invoker_invoke on decoded structs, for the embedded runtime:
+ * The same as sf_handler_invoke on decoded structs, for the embedded runtime:
  * no pack/unpack round trip. Everything the result points to is allocated in
  * the caller's |arena| or belongs to |fns| (state names and typenames of
  * specs), so it stays valid until the arena is reset and while |fns| lives;
@@ -484,32 +487,31 @@ SF_EXTERN int sf_serve(const sf_functions_t *fns, const sf_server_options_t *opt
 #define SF_MODULE_ABI_VERSION 1
 #define SF_MODULE_SYMBOL "statefun_module_v1"
 
-typedef struct sf_module_s {
+typedef struct sf_module_abi_s {
     uint32_t abi_version;    /* SF_MODULE_ABI_VERSION */
-    uint32_t struct_size;    /* sizeof(sf_module_t) of the library */
+    uint32_t struct_size;    /* sizeof(sf_module_abi_t) of the library */
     const char *sdk_version; /* SF_SDK_VERSION of the library */
     /* Creates the registry and binds the library's functions into it. */
     int (*functions_new)(const sf_mem *mem, sf_functions_t **out);
     void (*functions_free)(sf_functions_t *fns);
     size_t (*functions_count)(const sf_functions_t *fns);
     const char *(*functions_type)(const sf_functions_t *fns, size_t i);
-    /* Bytes in, bytes out (see sf_invoker_invoke). */
-    int (*invoker_new)(const sf_functions_t *fns, sf_invoker_t **out);
-    void (*invoker_free)(sf_invoker_t *inv);
-    int (*invoker_invoke)(sf_invoker_t *inv, const uint8_t *req, size_t len,
-                          const uint8_t **out, size_t *out_len);
-    const char *(*invoker_reason)(const sf_invoker_t *inv);
+    /* Bytes in, bytes out (see sf_handler_invoke). */
+    int (*handler_new)(const sf_functions_t *fns, sf_handler_t **out);
+    void (*handler_free)(sf_handler_t *inv);
+    int (*handler_invoke)(sf_handler_t *inv, const uint8_t *req, size_t len, const uint8_t **out,
+                          size_t *out_len);
+    const char *(*handler_reason)(const sf_handler_t *inv);
     /* Struct in, struct out in the caller's arena (see sf_functions_invoke_pb). */
     int (*invoke_pb)(const sf_functions_t *fns,
                      const struct Io__Statefun__Sdk__Reqreply__ToFunction *req,
                      struct sf_arena_s *arena,
-                     struct Io__Statefun__Sdk__Reqreply__FromFunction **out,
-                     const char **reason);
+                     struct Io__Statefun__Sdk__Reqreply__FromFunction **out, const char **reason);
     const char *(*strerror)(int err);
-} sf_module_t;
+} sf_module_abi_t;
 
 /** The entry point SF_MODULE defines. */
-SF_EXTERN const sf_module_t *statefun_module_v1(void);
+SF_EXTERN const sf_module_abi_t *statefun_module_v1(void);
 
 /**
  * Defines the module entry point of a function library. |register_fn| is an
@@ -521,13 +523,22 @@ SF_EXTERN const sf_module_t *statefun_module_v1(void);
     {                                                                                              \
         return sf_functions_create(mem, (register_fn), out);                                       \
     }                                                                                              \
-    SF_EXTERN const sf_module_t *statefun_module_v1(void)                                          \
+    SF_EXTERN const sf_module_abi_t *statefun_module_v1(void)                                      \
     {                                                                                              \
-        static const sf_module_t module = {                                                        \
-            SF_MODULE_ABI_VERSION, (uint32_t)sizeof(sf_module_t), SF_SDK_VERSION,                  \
-            sf__module_functions_new, sf_functions_free, sf_functions_count, sf_functions_type,    \
-            sf_invoker_new, sf_invoker_free, sf_invoker_invoke, sf_invoker_reason,                 \
-            sf_functions_invoke_pb, sf_strerror,                                                   \
+        static const sf_module_abi_t module = {                                                    \
+            .abi_version = SF_MODULE_ABI_VERSION,                                                  \
+            .struct_size = (uint32_t)sizeof(sf_module_abi_t),                                      \
+            .sdk_version = SF_SDK_VERSION,                                                         \
+            .functions_new = sf__module_functions_new,                                             \
+            .functions_free = sf_functions_free,                                                   \
+            .functions_count = sf_functions_count,                                                 \
+            .functions_type = sf_functions_type,                                                   \
+            .handler_new = sf_handler_new,                                                         \
+            .handler_free = sf_handler_free,                                                       \
+            .handler_invoke = sf_handler_invoke,                                                   \
+            .handler_reason = sf_handler_reason,                                                   \
+            .invoke_pb = sf_functions_invoke_pb,                                                   \
+            .strerror = sf_strerror,                                                               \
         };                                                                                         \
         return &module;                                                                            \
     }
