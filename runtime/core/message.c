@@ -69,14 +69,23 @@ int sf_msg_new(const sf_msg_init_t *in, uint32_t max_parallelism, sf_msg_t **out
     sf_addr_t a;
     sf_msg_t *m;
     char *p;
-    if (sf_addr_parse(in->target, in->target_len, &a) != 0)
+    if (in->kind == SF_MSG_EGRESS) {
+        const char *slash = memchr(in->target, '/', in->target_len);
+        if (!slash || slash == in->target || slash + 1 == in->target + in->target_len ||
+            memchr(slash + 1, '/', (size_t)(in->target + in->target_len - slash - 1)))
+            return SF_EINVAL;
+    } else if (in->kind != SF_MSG_INVOKE || sf_addr_parse(in->target, in->target_len, &a) != 0) {
         return SF_EINVAL;
+    }
     if (in->caller && sf_addr_parse(in->caller, in->caller_len, &a) != 0)
         return SF_EINVAL;
     m = msg_alloc(in->target_len, in->caller ? in->caller_len : 0, in->type_name_len,
                   in->value_len);
     m->has_caller = in->caller != NULL;
-    m->key_group = sf_key_group(in->target, in->target_len, max_parallelism);
+    m->kind = (uint8_t)in->kind;
+    m->key_group = in->kind == SF_MSG_EGRESS
+                       ? 0
+                       : sf_key_group(in->target, in->target_len, max_parallelism);
     p = m->_data;
     memcpy(p, in->target, in->target_len);
     p += in->target_len;
@@ -190,7 +199,7 @@ int sf_msg_decode(const uint8_t *data, size_t len, uint32_t max_parallelism, sf_
     uint64_t total;
     sf_msg_init_t in;
     int rv;
-    if (len < MSG_HDR || get_u32(data) != MSG_MAGIC || data[4] != SF_MSG_INVOKE || data[5] > 1)
+    if (len < MSG_HDR || get_u32(data) != MSG_MAGIC || data[4] > SF_MSG_EGRESS || data[5] > 1)
         return SF_EPROTO;
     tl = get_u32(data + 16);
     cl = get_u32(data + 20);
@@ -199,6 +208,7 @@ int sf_msg_decode(const uint8_t *data, size_t len, uint32_t max_parallelism, sf_
     total = (uint64_t)MSG_HDR + tl + cl + nl + vl;
     if (total > len || (!data[5] && cl != 0))
         return SF_EPROTO;
+    in.kind = (sf_msg_kind)data[4];
     in.target = (const char *)data + MSG_HDR;
     in.target_len = tl;
     in.caller = data[5] ? in.target + tl : NULL;

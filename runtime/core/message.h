@@ -56,7 +56,8 @@ uint32_t sf_key_group_range_start(uint32_t worker, uint32_t nworkers, uint32_t m
 uint32_t sf_key_group_owner(uint32_t kg, uint32_t nworkers, uint32_t max_parallelism);
 
 typedef enum {
-    SF_MSG_INVOKE = 0,  /* deliver to the target function */
+    SF_MSG_INVOKE = 0,  /* deliver to the target function "ns/type/id" */
+    SF_MSG_EGRESS = 1,  /* a record for the egress "ns/name" (the target) */
 } sf_msg_kind;
 
 /** Intrusive singly-linked list link used by mailboxes and backlogs. */
@@ -94,7 +95,8 @@ static inline const uint8_t *sf_msg_value(const sf_msg_t *m)
 
 /** The parts of a message to build. Strings need not be NUL-terminated. */
 typedef struct sf_msg_init_s {
-    const char *target;      /* "ns/type/id" */
+    sf_msg_kind kind;        /* SF_MSG_INVOKE (0) or SF_MSG_EGRESS */
+    const char *target;      /* "ns/type/id", or "ns/name" for an egress */
     size_t target_len;
     const char *caller;      /* NULL: no caller (from an ingress) */
     size_t caller_len;
@@ -107,7 +109,7 @@ typedef struct sf_msg_init_s {
 /**
  * Allocates a message (with sf_xmalloc-style abort on OOM: the runtime is not
  * a library) after validating the target address. Returns 0 and sets |*out|,
- * or SF_EINVAL for a malformed target.
+ * or SF_EINVAL for a malformed target. An egress record's key group is 0.
  */
 int sf_msg_new(const sf_msg_init_t *init, uint32_t max_parallelism, sf_msg_t **out);
 /** Builds a message from three address parts (as in a protobuf Address). */

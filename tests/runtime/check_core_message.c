@@ -66,6 +66,31 @@ START_TEST(test_msg_encode_decode)
                      0);
     ck_assert_ptr_null(sf_msg_caller(m));
     sf_msg_free(m);
+
+    /* Egress records name an egress "ns/name", not an address. */
+    {
+        sf_msg_init_t in;
+        memset(&in, 0, sizeof in);
+        in.kind = SF_MSG_EGRESS;
+        in.target = "io.statefun.playground/egress";
+        in.target_len = strlen(in.target);
+        in.type_name = "io.statefun.playground/EgressRecord";
+        in.type_name_len = strlen(in.type_name);
+        in.value = (const uint8_t *)"{}";
+        in.value_len = 2;
+        ck_assert_int_eq(sf_msg_new(&in, 128, &m), 0);
+        ck_assert_uint_eq(m->kind, SF_MSG_EGRESS);
+        sf_buf_reset(&b);
+        ck_assert_int_eq(sf_msg_encode(m, &b), 0);
+        sf_msg_free(m);
+        ck_assert_int_eq(sf_msg_decode(b.base, b.len, 128, &m, &used), 0);
+        ck_assert_uint_eq(m->kind, SF_MSG_EGRESS);
+        ck_assert_str_eq(sf_msg_target(m), "io.statefun.playground/egress");
+        sf_msg_free(m);
+        in.target = "a/b/c";
+        in.target_len = 5;
+        ck_assert_int_eq(sf_msg_new(&in, 128, &m), SF_EINVAL);
+    }
     sf_buf_dispose(&b);
 }
 END_TEST
