@@ -7,12 +7,18 @@
  * test time with the openssl command into a temporary directory.
  */
 #include <check.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "sf_http.h"
 #include "tls.h"
 
 /* ------------------------------------------------------------------------ */
@@ -252,6 +258,532 @@ START_TEST(test_tls_ctx_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* HTTP server on its own loop thread, driven by independent clients          */
+
+typedef struct tsrv_s {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop;
+    sf_http_server_t *server;
+    uint16_t port;
+    atomic_int requests;
+    atomic_int respond_reset; /* delayed answers whose connection was gone */
+    atomic_int closed;
+} tsrv_t;
+
+typedef struct {
+    uv_timer_t timer;
+    sf_http_request_t *req;
+    tsrv_t *t;
+} tdelay_t;
+
+static int tsrv_answer(sf_http_request_t *req)
+{
+    sf_http_header_t h[2] = {{"Content-Type", 12, "text/plain", 10}, {"X-Version", 9, "", 1}};
+    size_t len;
+    const uint8_t *body = sf_http_request_body(req, &len);
+    char line[256];
+    int n;
+
+    h[1].value = sf_http_request_version(req) == 2 ? "2" : "1";
+    if (len > 0)
+        return sf_http_respond(req, 200, h, 2, body, len);
+    n = snprintf(line, sizeof line, "%s %s\n", sf_http_request_method(req),
+                 sf_http_request_path(req));
+    return sf_http_respond(req, 200, h, 2, line, (size_t)n);
+}
+
+static void tdelay_closed(uv_handle_t *h) { free(h->data); }
+
+static void tdelay_fire(uv_timer_t *timer)
+{
+    tdelay_t *d = timer->data;
+    if (tsrv_answer(d->req) == SF_ECONNRESET)
+        atomic_fetch_add(&d->t->respond_reset, 1);
+    uv_close((uv_handle_t *)timer, tdelay_closed);
+}
+
+static void tsrv_on_request(sf_http_request_t *req, void *user_data)
+{
+    tsrv_t *t = user_data;
+
+    ck_assert_ptr_eq(sf_http_request_user_data(req), t);
+    atomic_fetch_add(&t->requests, 1);
+    if (strncmp(sf_http_request_path(req), "/delay", 6) == 0) {
+        /* Answer later, from a timer, as the runtime does after a write. */
+        tdelay_t *d = malloc(sizeof *d);
+        ck_assert_ptr_nonnull(d);
+        d->req = req;
+        d->t = t;
+        uv_timer_init(&t->loop, &d->timer);
+        d->timer.data = d;
+        uv_timer_start(&d->timer, tdelay_fire, 50, 0);
+        return;
+    }
+    tsrv_answer(req);
+}
+
+static void tsrv_on_closed(sf_http_server_t *server, void *user_data)
+{
+    tsrv_t *t = user_data;
+    (void)server;
+    atomic_fetch_add(&t->closed, 1);
+}
+
+static void tsrv_on_stop(uv_async_t *a)
+{
+    tsrv_t *t = a->data;
+    sf_http_server_close(t->server, tsrv_on_closed, t);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void tsrv_run(void *arg)
+{
+    tsrv_t *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+static void tsrv_start(tsrv_t *t, sf_http_server_config_t *cfg)
+{
+    memset(t, 0, sizeof *t);
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    ck_assert_int_eq(sf_http_server_new(&t->loop, cfg, tsrv_on_request, t, &t->server), 0);
+    t->port = sf_http_server_port(t->server);
+    if (!cfg->unix_path)
+        ck_assert_uint_ne(t->port, 0);
+    ck_assert_int_eq(uv_async_init(&t->loop, &t->stop, tsrv_on_stop), 0);
+    t->stop.data = t;
+    ck_assert_int_eq(uv_thread_create(&t->thread, tsrv_run, t), 0);
+}
+
+static void tsrv_stop(tsrv_t *t)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    uv_async_send(&t->stop);
+    uv_thread_join(&t->thread);
+    ck_assert_int_eq(atomic_load(&t->closed), 1);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+}
+
+static void base_config(sf_http_server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+}
+
+/* Runs a shell command and captures its stdout (NUL-terminated). Returns
+ * the exit status. */
+static int capture(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int capture(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[32768];
+    va_list ap;
+    FILE *f;
+    size_t n = 0, r;
+    int st;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    while (n + 1 < cap && (r = fread(out + n, 1, cap - 1 - n, f)) > 0)
+        n += r;
+    out[n] = '\0';
+    st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* curl with a bounded time; -w appends "\n<status> <version>". */
+#define CURL "curl -s -S --max-time 10 -w '\\n%%{http_code} %%{http_version}' "
+
+/* A blocking TCP socket to the server with a 5 s receive timeout. */
+static int raw_connect(uint16_t port)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    uv_ip4_addr("127.0.0.1", port, &a);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void raw_send(int fd, const void *data, size_t len)
+{
+    ck_assert_int_eq(send(fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Reads until the server closes (or the receive timeout); returns bytes. */
+static size_t raw_read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    ssize_t r;
+
+    while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    return n;
+}
+
+START_TEST(test_server_curl_h1_h2_nghttp)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char out[4096];
+
+    base_config(&cfg);
+    tsrv_start(&t, &cfg);
+    ck_assert_int_eq(capture(out, sizeof out, CURL "--http1.1 -d hello-h1 http://127.0.0.1:%u/echo",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "hello-h1\n200 1.1");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http2-prior-knowledge -d hello-h2 http://127.0.0.1:%u/echo",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "hello-h2\n200 2");
+    /* Several requests on one connection each way (keep-alive, streams). */
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http1.1 http://127.0.0.1:%u/a http://127.0.0.1:%u/b", t.port,
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "GET /a\n\n200 1.1GET /b\n\n200 1.1");
+    /* nghttp: an independent HTTP/2 client, prior knowledge. */
+    ck_assert_int_eq(capture(out, sizeof out, "nghttp -t 10 http://127.0.0.1:%u/from-nghttp 2>&1",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "GET /from-nghttp\n");
+    /* Many multiplexed streams from h2load, and HTTP/1.1 pipelining. */
+    ck_assert_int_eq(capture(out, sizeof out,
+                             "h2load -n 2000 -c 4 -m 20 http://127.0.0.1:%u/load 2>&1 | "
+                             "grep -c '2000 succeeded'",
+                             t.port),
+                     0);
+    ck_assert_int_eq(capture(out, sizeof out,
+                             "h2load --h1 -n 2000 -c 4 -m 20 http://127.0.0.1:%u/load 2>&1 | "
+                             "grep -c '2000 succeeded'",
+                             t.port),
+                     0);
+    tsrv_stop(&t);
+    ck_assert_int_eq(atomic_load(&t.requests), 4005);
+}
+END_TEST
+
+START_TEST(test_server_pipelining_in_order)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char buf[8192];
+    const char *a, *b, *c;
+    int fd;
+    /* Three requests in one send; the second is answered 50 ms after the
+     * third, yet its response must come second. */
+    static const char reqs[] = "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+                               "GET /delay HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    base_config(&cfg);
+    tsrv_start(&t, &cfg);
+    fd = raw_connect(t.port);
+    raw_send(fd, reqs, sizeof reqs - 1);
+    raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    a = strstr(buf, "\r\n\r\nfirst");
+    b = strstr(buf, "\r\n\r\nGET /delay\n");
+    c = strstr(buf, "\r\n\r\nGET /third\n");
+    ck_assert_msg(a && b && c, "responses: %s", buf);
+    ck_assert(a < b);
+    ck_assert(b < c);
+    ck_assert_ptr_nonnull(strstr(buf, "connection: close"));
+    tsrv_stop(&t);
+}
+END_TEST
+
+START_TEST(test_server_tls_alpn)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char out[4096];
+
+    make_tmpdir();
+    make_cert();
+    base_config(&cfg);
+    cfg.tls_cert_file = cert_path;
+    cfg.tls_key_file = key_path;
+    tsrv_start(&t, &cfg);
+    ck_assert_int_eq(capture(out, sizeof out, CURL "-k --http2 -d tls-h2 https://127.0.0.1:%u/x",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "tls-h2\n200 2");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "-k --http1.1 -d tls-h1 https://127.0.0.1:%u/x", t.port),
+                     0);
+    ck_assert_str_eq(out, "tls-h1\n200 1.1");
+    /* Verified against the generated certificate, by name. */
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--cacert %s --resolve localhost:%u:127.0.0.1 "
+                                  "https://localhost:%u/verified",
+                             cert_path, t.port, t.port),
+                     0);
+    ck_assert_str_eq(out, "GET /verified\n\n200 2");
+    /* nghttp over TLS (ALPN h2). */
+    ck_assert_int_eq(capture(out, sizeof out, "nghttp -t 10 https://127.0.0.1:%u/n 2>/dev/null",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "GET /n\n");
+    tsrv_stop(&t);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_server_bad_config)
+{
+    sf_http_server_config_t cfg;
+    sf_http_server_t *s = NULL;
+    uv_loop_t loop;
+
+    base_config(&cfg);
+    cfg.tls_cert_file = "/nonexistent/cert.pem";
+    cfg.tls_key_file = "/nonexistent/key.pem";
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(sf_http_server_new(&loop, &cfg, tsrv_on_request, NULL, &s), SF_ETLS);
+    base_config(&cfg);
+    cfg.host = "not-an-address";
+    ck_assert_int_eq(sf_http_server_new(&loop, &cfg, tsrv_on_request, NULL, &s), SF_EINVAL);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+START_TEST(test_server_address_in_use)
+{
+    sf_http_server_config_t cfg;
+    sf_http_server_t *s = NULL;
+    tsrv_t t;
+    uv_loop_t loop;
+
+    base_config(&cfg);
+    tsrv_start(&t, &cfg);
+    cfg.port = t.port;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(sf_http_server_new(&loop, &cfg, tsrv_on_request, NULL, &s), SF_EEXIST);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    tsrv_stop(&t);
+}
+END_TEST
+
+START_TEST(test_server_unix_socket)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char out[4096];
+
+    make_tmpdir();
+    memset(&cfg, 0, sizeof cfg);
+    cfg.unix_path = sock_path;
+    tsrv_start(&t, &cfg);
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http1.1 --unix-socket %s -d over-unix http://localhost/u",
+                             sock_path),
+                     0);
+    ck_assert_str_eq(out, "over-unix\n200 1.1");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http2-prior-knowledge --unix-socket %s http://localhost/u2",
+                             sock_path),
+                     0);
+    ck_assert_str_eq(out, "GET /u2\n\n200 2");
+    tsrv_stop(&t);
+    /* The server removes its socket file. */
+    ck_assert_int_ne(access(sock_path, F_OK), 0);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_server_limits)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char out[4096], path[160], big[20001];
+
+    make_tmpdir();
+    snprintf(path, sizeof path, "%s/body", tmpdir);
+    memset(big, 'b', 2000);
+    {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(big, 1, 2000, f), 2000);
+        fclose(f);
+    }
+    base_config(&cfg);
+    cfg.max_body_bytes = 1000;
+    tsrv_start(&t, &cfg);
+    /* 413, with a one-line reason, on both protocols. */
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http1.1 --data-binary @%s http://127.0.0.1:%u/big", path,
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "request body too large\n\n413 1.1");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http2-prior-knowledge --data-binary @%s "
+                                  "http://127.0.0.1:%u/big",
+                             path, t.port),
+                     0);
+    ck_assert_str_eq(out, "request body too large\n\n413 2");
+    /* Chunked upload without a length: the limit hits while receiving. */
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http1.1 -H 'Transfer-Encoding: chunked' --data-binary @%s "
+                                  "http://127.0.0.1:%u/big",
+                             path, t.port),
+                     0);
+    ck_assert_str_eq(out, "request body too large\n\n413 1.1");
+    /* 431 for 20 kB of headers (the default limit is 16 KiB). */
+    memset(big, 'h', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http1.1 -H 'x-big: %s' http://127.0.0.1:%u/hdr", big, t.port),
+                     0);
+    ck_assert_str_eq(out, "request header fields too large\n\n431 1.1");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http2-prior-knowledge -H 'x-big: %s' http://127.0.0.1:%u/hdr",
+                             big, t.port),
+                     0);
+    ck_assert_str_eq(out, "request header fields too large\n\n431 2");
+    /* Still serving. */
+    ck_assert_int_eq(capture(out, sizeof out, CURL "--http1.1 -d ok http://127.0.0.1:%u/", t.port),
+                     0);
+    ck_assert_str_eq(out, "ok\n200 1.1");
+    tsrv_stop(&t);
+    unlink(path);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_server_malformed_then_serves)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char buf[4096];
+    int fd;
+
+    base_config(&cfg);
+    tsrv_start(&t, &cfg);
+    fd = raw_connect(t.port);
+    raw_send(fd, "GET / HTTP/1.1\r\nHost x\r\n\r\n", 26);
+    raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "got: %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nbad request"));
+    ck_assert_ptr_nonnull(strstr(buf, "connection: close"));
+    /* Binary junk that is no HTTP at all. */
+    fd = raw_connect(t.port);
+    raw_send(fd, "\x16\x03\x01\x00\xff\x01\x00\x00", 8);
+    raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "got: %s", buf);
+    ck_assert_int_eq(capture(buf, sizeof buf, CURL "--http1.1 http://127.0.0.1:%u/after", t.port),
+                     0);
+    ck_assert_str_eq(buf, "GET /after\n\n200 1.1");
+    tsrv_stop(&t);
+}
+END_TEST
+
+START_TEST(test_server_async_respond)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char out[4096];
+    int fd, i;
+
+    base_config(&cfg);
+    tsrv_start(&t, &cfg);
+    ck_assert_int_eq(capture(out, sizeof out, CURL "--http1.1 -d later-1 http://127.0.0.1:%u/delay",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "later-1\n200 1.1");
+    ck_assert_int_eq(capture(out, sizeof out,
+                             CURL "--http2-prior-knowledge -d later-2 http://127.0.0.1:%u/delay",
+                             t.port),
+                     0);
+    ck_assert_str_eq(out, "later-2\n200 2");
+    /* The client goes away before the answer: the request stays valid and
+     * sf_http_respond reports SF_ECONNRESET. */
+    fd = raw_connect(t.port);
+    raw_send(fd, "GET /delay HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+    for (i = 0; i < 500 && atomic_load(&t.requests) < 3; i++)
+        usleep(10000);
+    close(fd);
+    for (i = 0; i < 500 && atomic_load(&t.respond_reset) == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&t.respond_reset), 1);
+    /* The same over HTTP/2: the client quits before the answer. */
+    ck_assert_int_ne(capture(out, sizeof out,
+                             "curl -s --max-time 0.02 --http2-prior-knowledge "
+                             "http://127.0.0.1:%u/delay",
+                             t.port),
+                     0);
+    for (i = 0; i < 500 && atomic_load(&t.respond_reset) == 1; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&t.respond_reset), 2);
+    /* And a request still pending when the server closes. */
+    fd = raw_connect(t.port);
+    raw_send(fd, "GET /delay HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+    for (i = 0; i < 500 && atomic_load(&t.requests) < 5; i++)
+        usleep(10000);
+    tsrv_stop(&t);
+    close(fd);
+    ck_assert_int_eq(atomic_load(&t.respond_reset), 3);
+}
+END_TEST
+
+START_TEST(test_server_timeouts)
+{
+    sf_http_server_config_t cfg;
+    tsrv_t t;
+    char buf[4096];
+    uint64_t start;
+    size_t n;
+    int fd;
+    static const char h2_hello[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                   "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+    base_config(&cfg);
+    cfg.idle_timeout_ms = 200;
+    cfg.read_timeout_ms = 300;
+    tsrv_start(&t, &cfg);
+    /* Idle: a connection that never sends is closed. */
+    start = uv_hrtime();
+    fd = raw_connect(t.port);
+    ck_assert_uint_eq(raw_read_all(fd, buf, sizeof buf), 0);
+    close(fd);
+    ck_assert_uint_ge((uv_hrtime() - start) / 1000000, 150);
+    /* Idle after a keep-alive request. */
+    fd = raw_connect(t.port);
+    raw_send(fd, "GET /ka HTTP/1.1\r\nHost: x\r\n\r\n", 29);
+    raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nGET /ka\n"));
+    /* Read timeout: a started request that never completes gets 408. */
+    fd = raw_connect(t.port);
+    raw_send(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 52);
+    raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got: %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "request timed out"));
+    /* HTTP/2 idle: the server's SETTINGS, then GOAWAY and the close. */
+    fd = raw_connect(t.port);
+    raw_send(fd, h2_hello, sizeof h2_hello - 1);
+    n = raw_read_all(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_uint_ge(n, 9 + 8 + 9);
+    ck_assert_int_eq(buf[3], 0x04);
+    tsrv_stop(&t);
+}
+END_TEST
+
 Suite *sf_protocol_http_server_suite(void)
 {
     Suite *s = suite_create("protocol_http_server");
@@ -264,6 +796,20 @@ Suite *sf_protocol_http_server_suite(void)
     tcase_add_test(tc, test_conn_tls_unix_echo);
     tcase_add_test(tc, test_conn_refused);
     tcase_add_test(tc, test_tls_ctx_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("server");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_server_curl_h1_h2_nghttp);
+    tcase_add_test(tc, test_server_pipelining_in_order);
+    tcase_add_test(tc, test_server_tls_alpn);
+    tcase_add_test(tc, test_server_bad_config);
+    tcase_add_test(tc, test_server_address_in_use);
+    tcase_add_test(tc, test_server_unix_socket);
+    tcase_add_test(tc, test_server_limits);
+    tcase_add_test(tc, test_server_malformed_then_serves);
+    tcase_add_test(tc, test_server_async_respond);
+    tcase_add_test(tc, test_server_timeouts);
     suite_add_tcase(s, tc);
     return s;
 }
