@@ -295,8 +295,10 @@ static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batc
     return invocation_response(&ctx, out);
 }
 
-int sf_functions_invoke_pb(const sf_functions_t *fns, const sf_pb_to_function_t *req,
-                           sf_arena_t *arena, sf_pb_from_function_t **out, const char **reason)
+/* sf_functions_invoke_pb, restricted to the function |only| when it is set. */
+static int invoke_pb(const sf_functions_t *fns, const sf__function_t *only,
+                     const sf_pb_to_function_t *req, sf_arena_t *arena,
+                     sf_pb_from_function_t **out, const char **reason)
 {
     const sf_pb_batch_request_t *batch;
     const sf__function_t *fn;
@@ -332,6 +334,11 @@ int sf_functions_invoke_pb(const sf_functions_t *fns, const sf_pb_to_function_t 
             str_or_empty(batch->target->namespace_), str_or_empty(batch->target->type));
         return SF_ENOTFOUND;
     }
+    if (only && fn != only) {
+        *reason = sf__arena_printf(arena, "this path serves another function type",
+                                   "this path serves %s, not %s", only->type, fn->type);
+        return SF_ENOTFOUND;
+    }
     if ((rv = incomplete_context(fn, batch, arena, out)) != 0)
         goto fail;
     if (*out)
@@ -343,6 +350,12 @@ fail:
     *out = NULL;
     *reason = why ? why : sf_strerror(rv);
     return rv;
+}
+
+int sf_functions_invoke_pb(const sf_functions_t *fns, const sf_pb_to_function_t *req,
+                           sf_arena_t *arena, sf_pb_from_function_t **out, const char **reason)
+{
+    return invoke_pb(fns, NULL, req, arena, out, reason);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -421,8 +434,8 @@ void sf_handler_free(sf_handler_t *inv)
     sf_mem_free(inv->fns->mem, inv);
 }
 
-int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len, const uint8_t **out,
-                      size_t *out_len)
+int sf__handler_invoke_only(sf_handler_t *inv, const sf__function_t *only, const uint8_t *req,
+                            size_t len, const uint8_t **out, size_t *out_len)
 {
     sf_pb_to_function_t *tf;
     sf_pb_from_function_t *ff = NULL;
@@ -446,7 +459,7 @@ int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len, const u
         inv->reason = "malformed request: not a ToFunction message";
         return SF_EPROTO;
     }
-    rv = sf_functions_invoke_pb(inv->fns, tf, &inv->arena, &ff, &inv->reason);
+    rv = invoke_pb(inv->fns, only, tf, &inv->arena, &ff, &inv->reason);
     if (rv != 0)
         return rv;
     if ((rv = sf_proto_from_function_pack(ff, &inv->out)) != 0) {
@@ -457,6 +470,12 @@ int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len, const u
     *out = inv->out.base ? inv->out.base : (const uint8_t *)"";
     *out_len = inv->out.len;
     return SF_OK;
+}
+
+int sf_handler_invoke(sf_handler_t *inv, const uint8_t *req, size_t len, const uint8_t **out,
+                      size_t *out_len)
+{
+    return sf__handler_invoke_only(inv, NULL, req, len, out, out_len);
 }
 
 const char *sf_handler_reason(const sf_handler_t *inv)

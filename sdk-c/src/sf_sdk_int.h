@@ -85,6 +85,14 @@ struct sf_message_s {
     sf_ctx_t *ctx; /* for decoding strings into the arena */
 };
 
+/**
+ * sf_handler_invoke, but a request whose target is not the function |only|
+ * (when set) fails with SF_ENOTFOUND. Used by the server for paths that name
+ * one function.
+ */
+int sf__handler_invoke_only(sf_handler_t *inv, const sf__function_t *only, const uint8_t *req,
+                            size_t len, const uint8_t **out, size_t *out_len);
+
 /** printf into |arena|; returns |fallback| when the arena is out of memory. */
 const char *sf__arena_printf(sf_arena_t *arena, const char *fallback, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
