@@ -1,0 +1,979 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * Tests of runtime/state: every test body runs against both backends
+ * (loop index 0 = RocksDB, 1 = memory) with a clock the test controls:
+ * values with typenames, atomic batches, TTL in both modes (expired values
+ * are neither returned nor kept), timers in fire order across key groups and
+ * their cancellation by token, surviving close and reopen (memory: through a
+ * snapshot), key-group range scans, log records, checkpoint and restore into
+ * a fresh directory, and workers writing concurrently on their own key
+ * groups.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "testutil.h"
+
+static const char *const kinds[] = {"rocksdb", "memory"};
+
+typedef struct {
+    const char *kind;
+    char *tmp;          /* the test's temporary directory */
+    char dir[512];      /* the live RocksDB directory */
+    uint32_t maxp;
+    int reopens;
+    sf_state_backend_t *b;
+    sf_state_batch_t *batch;
+} fx_t;
+
+static sf_addr_t addr(const char *ns, const char *type, const char *id)
+{
+    sf_addr_t a = {ns, strlen(ns), type, strlen(type), id, strlen(id)};
+    return a;
+}
+
+static void fx_open(fx_t *f, int i, uint32_t maxp)
+{
+    memset(f, 0, sizeof *f);
+    f->kind = kinds[i];
+    f->maxp = maxp;
+    f->tmp = sf_test_mkdtemp("state");
+    ck_assert_ptr_nonnull(f->tmp);
+    snprintf(f->dir, sizeof f->dir, "%s/db", f->tmp);
+    ck_assert_int_eq(sf_state_open(f->kind, f->dir, maxp, &f->b), 0);
+    ck_assert_str_eq(sf_state_kind(f->b), f->kind);
+    ck_assert_uint_eq(sf_state_max_parallelism(f->b), maxp);
+    ck_assert_int_eq(sf_state_batch_new(f->b, &f->batch), 0);
+}
+
+static void fx_close(fx_t *f)
+{
+    sf_state_batch_free(f->batch);
+    sf_state_close(f->b);
+    sf_test_rmtree(f->tmp);
+}
+
+/* Close and open again: RocksDB reopens its directory, memory goes through a
+ * checkpoint snapshot (its only way to outlive the process). */
+static void fx_reopen(fx_t *f)
+{
+    sf_state_options_t o;
+    char cp[600];
+    sf_state_batch_free(f->batch);
+    sf_state_options_init(&o);
+    o.kind = f->kind;
+    o.dir = f->dir;
+    o.max_parallelism = f->maxp;
+    if (strcmp(f->kind, "memory") == 0) {
+        snprintf(cp, sizeof cp, "%s/reopen-%d", f->tmp, f->reopens++);
+        ck_assert_int_eq(sf_state_checkpoint(f->b, cp), 0);
+        sf_state_close(f->b);
+        ck_assert_int_eq(sf_state_open_from(&o, cp, &f->b), 0);
+    } else {
+        sf_state_close(f->b);
+        ck_assert_int_eq(sf_state_open2(&o, &f->b), 0);
+    }
+    ck_assert_int_eq(sf_state_batch_new(f->b, &f->batch), 0);
+}
+
+static void put(fx_t *f, uint16_t kg, const char *id, const char *name, const char *type_name,
+                const char *data, sf_state_ttl_mode mode, int64_t ttl, int64_t now)
+{
+    sf_addr_t a = addr("ns", "fn", id);
+    ck_assert_int_eq(sf_state_batch_put(f->batch, kg, &a, name, type_name, (const uint8_t *)data,
+                                        strlen(data), mode, ttl, now),
+                     0);
+    ck_assert_int_eq(sf_state_batch_commit(f->batch), 0);
+}
+
+/* Reads a state; returns 1/0 and copies the data as a string into |out|. */
+static int get(fx_t *f, sf_state_batch_t *batch, uint16_t kg, const char *id, const char *name,
+               int64_t now, int flags, char *out, sf_state_value_t *v)
+{
+    sf_addr_t a = addr("ns", "fn", id);
+    sf_state_value_t tmp;
+    sf_buf_t buf;
+    int rv;
+    sf_buf_init(&buf, NULL);
+    if (!v)
+        v = &tmp;
+    rv = sf_state_get(f->b, batch, kg, &a, name, now, flags, &buf, v);
+    if (rv == 1 && out) {
+        memcpy(out, v->data, v->len);
+        out[v->len] = '\0';
+    }
+    if (rv == 1)
+        v->type_name = NULL; /* the buffer goes away */
+    sf_buf_dispose(&buf);
+    return rv;
+}
+
+static int count_cb(const sf_state_entry_t *e, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_put_get_delete)
+{
+    fx_t f;
+    sf_addr_t a = addr("ns", "fn", "a");
+    sf_state_value_t v;
+    sf_buf_t buf;
+    char out[64];
+    int n = 0;
+    fx_open(&f, _i, 128);
+    sf_buf_init(&buf, NULL);
+
+    put(&f, 3, "a", "seen", "io.statefun.types/int", "1234", SF_STATE_TTL_NONE, 0, 1000);
+    ck_assert_int_eq(sf_state_get(f.b, NULL, 3, &a, "seen", 1000, 0, &buf, &v), 1);
+    ck_assert_str_eq(v.type_name, "io.statefun.types/int");
+    ck_assert_uint_eq(v.len, 4);
+    ck_assert(memcmp(v.data, "1234", 4) == 0);
+    ck_assert_int_eq(v.ttl_mode, SF_STATE_TTL_NONE);
+    ck_assert_int_eq(v.expire_at_ms, 0);
+
+    /* Other names, addresses and key groups are absent. */
+    ck_assert_int_eq(get(&f, NULL, 3, "a", "other", 1000, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 3, "b", "seen", 1000, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 4, "a", "seen", 1000, 0, NULL, NULL), 0);
+
+    /* A second state, then an overwrite with another type and size. */
+    put(&f, 3, "a", "name", "io.statefun.types/string", "alice", SF_STATE_TTL_NONE, 0, 1000);
+    put(&f, 3, "a", "seen", "com.example/Counter", "a much longer value than before",
+        SF_STATE_TTL_NONE, 0, 1001);
+    ck_assert_int_eq(sf_state_get(f.b, NULL, 3, &a, "seen", 1002, 0, &buf, &v), 1);
+    ck_assert_str_eq(v.type_name, "com.example/Counter");
+    ck_assert_uint_eq(v.len, strlen("a much longer value than before"));
+    ck_assert_int_eq(get(&f, NULL, 3, "a", "name", 1000, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "alice");
+
+    /* An empty value is a value. */
+    put(&f, 3, "a", "empty", "io.statefun.types/string", "", SF_STATE_TTL_NONE, 0, 1000);
+    ck_assert_int_eq(sf_state_get(f.b, NULL, 3, &a, "empty", 1000, 0, &buf, &v), 1);
+    ck_assert_uint_eq(v.len, 0);
+
+    ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 1000, count_cb, &n), 0);
+    ck_assert_int_eq(n, 3);
+
+    ck_assert_int_eq(sf_state_batch_delete(f.batch, 3, &a, "seen"), 0);
+    ck_assert_int_eq(sf_state_batch_delete(f.batch, 3, &a, "never-there"), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, NULL, 3, "a", "seen", 1000, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 3, "a", "name", 1000, 0, NULL, NULL), 1);
+    n = 0;
+    ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 1000, count_cb, &n), 0);
+    ck_assert_int_eq(n, 2);
+
+    /* Key groups out of range. */
+    ck_assert_int_eq(sf_state_get(f.b, NULL, 128, &a, "seen", 0, 0, &buf, &v), SF_EINVAL);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 128, &a, "x", "t", NULL, 0, 0, 0, 0), SF_EINVAL);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 1, &a, "x", "t", NULL, 0, 7, 0, 0), SF_EINVAL);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 0);
+
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_batch_atomic)
+{
+    fx_t f;
+    char id[16];
+    int i;
+    sf_buf_t buf;
+    fx_open(&f, _i, 16);
+    sf_buf_init(&buf, NULL);
+
+    for (i = 0; i < 50; i++) {
+        sf_addr_t a;
+        snprintf(id, sizeof id, "id%d", i);
+        a = addr("ns", "fn", id);
+        ck_assert_int_eq(sf_state_batch_put(f.batch, (uint16_t)(i % 16), &a, "v", "t/x",
+                                            (const uint8_t *)id, strlen(id), 0, 0, 0),
+                         0);
+    }
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 1, "k", 1, "egress", 6), 0);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 51);
+    /* Nothing is visible before the commit. */
+    for (i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "id%d", i);
+        ck_assert_int_eq(get(&f, NULL, (uint16_t)(i % 16), id, "v", 0, 0, NULL, NULL), 0);
+    }
+    ck_assert_int_eq(sf_state_log_get(f.b, 1, "k", 1, &buf), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 0);
+    for (i = 0; i < 50; i++) {
+        char out[16];
+        snprintf(id, sizeof id, "id%d", i);
+        ck_assert_int_eq(get(&f, NULL, (uint16_t)(i % 16), id, "v", 0, 0, out, NULL), 1);
+        ck_assert_str_eq(out, id);
+    }
+    ck_assert_int_eq(sf_state_log_get(f.b, 1, "k", 1, &buf), 1);
+    ck_assert_uint_eq(buf.len, 6);
+
+    /* A cleared batch commits nothing; the batch is reusable afterwards. */
+    put(&f, 2, "x", "v", "t", "before", 0, 0, 0);
+    {
+        sf_addr_t a = addr("ns", "fn", "x");
+        ck_assert_int_eq(sf_state_batch_put(f.batch, 2, &a, "v", "t", (const uint8_t *)"no", 2,
+                                            0, 0, 0),
+                         0);
+        ck_assert_int_eq(sf_state_batch_delete(f.batch, 2, &a, "v"), 0);
+        sf_state_batch_clear(f.batch);
+        ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+        ck_assert_int_eq(get(&f, NULL, 2, "x", "v", 0, 0, NULL, NULL), 1);
+        /* Within a batch the last write wins. */
+        ck_assert_int_eq(sf_state_batch_put(f.batch, 2, &a, "v", "t", (const uint8_t *)"one", 3,
+                                            0, 0, 0),
+                         0);
+        ck_assert_int_eq(sf_state_batch_put(f.batch, 2, &a, "v", "t", (const uint8_t *)"two", 3,
+                                            0, 0, 0),
+                         0);
+        ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    }
+    {
+        char out[16];
+        ck_assert_int_eq(get(&f, NULL, 2, "x", "v", 0, 0, out, NULL), 1);
+        ck_assert_str_eq(out, "two");
+    }
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_ttl_after_write)
+{
+    fx_t f;
+    sf_state_value_t v;
+    int n;
+    fx_open(&f, _i, 8);
+
+    put(&f, 1, "a", "s", "t", "x", SF_STATE_TTL_AFTER_WRITE, 500, 1000);
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "s", 1200, SF_STATE_GET_TOUCH, NULL, &v), 1);
+    ck_assert_int_eq(v.ttl_mode, SF_STATE_TTL_AFTER_WRITE);
+    ck_assert_int_eq(v.ttl_ms, 500);
+    ck_assert_int_eq(v.expire_at_ms, 1500);
+    /* Reads do not extend an AFTER_WRITE value. */
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "s", 1499, SF_STATE_GET_TOUCH, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 1500);
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "s", 1500, 0, NULL, NULL), 0);
+    /* It was deleted, not just hidden: an earlier clock does not find it. */
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "s", 1000, 0, NULL, NULL), 0);
+
+    /* A write starts the period again. */
+    put(&f, 1, "a", "s", "t", "x", SF_STATE_TTL_AFTER_WRITE, 500, 1000);
+    put(&f, 1, "a", "s", "t", "y", SF_STATE_TTL_AFTER_WRITE, 500, 1400);
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "s", 1800, 0, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 1900);
+
+    /* An expired read through a batch deletes with that batch. */
+    put(&f, 1, "b", "s", "t", "x", SF_STATE_TTL_AFTER_WRITE, 100, 1000);
+    ck_assert_int_eq(get(&f, f.batch, 1, "b", "s", 2000, 0, NULL, NULL), 0);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 1);
+    ck_assert_int_eq(get(&f, NULL, 1, "b", "s", 1000, 0, NULL, NULL), 1);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, NULL, 1, "b", "s", 1000, 0, NULL, NULL), 0);
+
+    /* Scans skip expired values. */
+    put(&f, 2, "c", "short", "t", "x", SF_STATE_TTL_AFTER_WRITE, 100, 0);
+    put(&f, 2, "c", "long", "t", "x", SF_STATE_TTL_NONE, 0, 0);
+    {
+        sf_addr_t a = addr("ns", "fn", "c");
+        n = 0;
+        ck_assert_int_eq(sf_state_scan_address(f.b, 2, &a, 50, count_cb, &n), 0);
+        ck_assert_int_eq(n, 2);
+        n = 0;
+        ck_assert_int_eq(sf_state_scan_address(f.b, 2, &a, 100, count_cb, &n), 0);
+        ck_assert_int_eq(n, 1);
+        n = 0;
+        ck_assert_int_eq(sf_state_scan_range(f.b, 0, 8, 100, count_cb, &n), 0);
+        ck_assert_int_eq(n, 2); /* "long" and a/s */
+    }
+
+    /* A TTL of zero means none. */
+    put(&f, 3, "d", "s", "t", "x", SF_STATE_TTL_AFTER_WRITE, 0, 0);
+    ck_assert_int_eq(get(&f, NULL, 3, "d", "s", INT64_MAX / 2, 0, NULL, &v), 1);
+    ck_assert_int_eq(v.ttl_mode, SF_STATE_TTL_NONE);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_ttl_after_invoke)
+{
+    fx_t f;
+    sf_state_value_t v;
+    fx_open(&f, _i, 8);
+
+    put(&f, 5, "a", "s", "t", "x", SF_STATE_TTL_AFTER_INVOKE, 500, 1000);
+    /* An invocation at 1400 moves the expiry to 1900. */
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 1400, SF_STATE_GET_TOUCH, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 1900);
+    /* A peek does not. */
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 1899, 0, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 1900);
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 1899, SF_STATE_GET_TOUCH, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 2399);
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 2398, 0, NULL, NULL), 1);
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 2399, SF_STATE_GET_TOUCH, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 5, "a", "s", 1000, 0, NULL, NULL), 0);
+
+    /* The refresh of an invocation commits with its batch. */
+    put(&f, 5, "b", "s", "t", "x", SF_STATE_TTL_AFTER_INVOKE, 100, 0);
+    ck_assert_int_eq(get(&f, f.batch, 5, "b", "s", 50, SF_STATE_GET_TOUCH, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 150);
+    ck_assert_int_eq(get(&f, NULL, 5, "b", "s", 99, 0, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 100);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, NULL, 5, "b", "s", 149, 0, NULL, &v), 1);
+    ck_assert_int_eq(v.expire_at_ms, 150);
+    ck_assert_int_eq(get(&f, NULL, 5, "b", "s", 150, 0, NULL, NULL), 0);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_ttl_reclaim)
+{
+    /* Values nobody reads again still leave: memory sweeps them, RocksDB's
+     * compaction filter drops them. */
+    fx_t f;
+    char id[16];
+    int i, n, rounds;
+    fx_open(&f, _i, 8);
+    for (i = 0; i < 200; i++) {
+        sf_addr_t a;
+        snprintf(id, sizeof id, "id%d", i);
+        a = addr("ns", "fn", id);
+        ck_assert_int_eq(sf_state_batch_put(f.batch, (uint16_t)(i % 8), &a, "v", "t",
+                                            (const uint8_t *)"x", 1,
+                                            i < 150 ? SF_STATE_TTL_AFTER_WRITE : 0, 10, 0),
+                         0);
+    }
+    {
+        sf_addr_t s = addr("ns", "fn", "sender");
+        ck_assert_int_eq(sf_state_batch_timer_schedule(f.batch, 1, &s, "tok", 5,
+                                                       (const uint8_t *)"m", 1),
+                         0);
+        ck_assert_int_eq(sf_state_batch_log_put(f.batch, 0, "k", 1, "v", 1), 0);
+    }
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    /* A small budget works in slices and gets there. */
+    for (rounds = 0; rounds < 1000; rounds++) {
+        ck_assert_int_ge(sf_state_reclaim(f.b, 0, 8, 1000, 7), 0);
+        n = 0;
+        ck_assert_int_eq(sf_state_scan_range(f.b, 0, 8, 0, count_cb, &n), 0);
+        if (strcmp(f.kind, "rocksdb") == 0 || n == 50)
+            break;
+    }
+    ck_assert_int_eq(sf_state_compact(f.b), 0);
+    /* Scanning with clock 0 would show any value still stored. */
+    n = 0;
+    ck_assert_int_eq(sf_state_scan_range(f.b, 0, 8, 0, count_cb, &n), 0);
+    ck_assert_int_eq(n, 50);
+    /* Timers and log records are not state values: untouched. */
+    {
+        int64_t next;
+        sf_buf_t buf;
+        sf_buf_init(&buf, NULL);
+        ck_assert_int_eq(sf_state_timers_next(f.b, 0, 8, &next), 1);
+        ck_assert_int_eq(next, 5);
+        ck_assert_int_eq(sf_state_log_get(f.b, 0, "k", 1, &buf), 1);
+        sf_buf_dispose(&buf);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+/* Timers ----------------------------------------------------------------- */
+
+typedef struct {
+    uint16_t kg;
+    int64_t fire_at;
+    char sender[32];
+    char token[32];
+    char msg[32];
+} fired_t;
+
+typedef struct {
+    fired_t t[64];
+    int n;
+} fired_list_t;
+
+static int fired_cb(const sf_state_timer_t *t, void *ud)
+{
+    fired_list_t *l = ud;
+    fired_t *r;
+    ck_assert_int_lt(l->n, 64);
+    r = &l->t[l->n++];
+    r->kg = t->key_group;
+    r->fire_at = t->fire_at_ms;
+    snprintf(r->sender, sizeof r->sender, "%.*s/%.*s/%.*s", (int)t->sender.ns_len, t->sender.ns,
+             (int)t->sender.type_len, t->sender.type, (int)t->sender.id_len, t->sender.id);
+    snprintf(r->token, sizeof r->token, "%.*s", (int)t->token_len, t->token ? t->token : "");
+    snprintf(r->msg, sizeof r->msg, "%.*s", (int)t->msg_len, (const char *)t->msg);
+    return 0;
+}
+
+static void sched(fx_t *f, uint16_t kg, const char *sender, const char *token, int64_t at,
+                  const char *msg, int expect)
+{
+    sf_addr_t s = addr("ns", "fn", sender);
+    ck_assert_int_eq(sf_state_batch_timer_schedule(f->batch, kg, &s, token, at,
+                                                   (const uint8_t *)msg, strlen(msg)),
+                     expect);
+}
+
+static int cancel(fx_t *f, uint16_t kg, const char *sender, const char *token)
+{
+    sf_addr_t s = addr("ns", "fn", sender);
+    return sf_state_batch_timer_cancel(f->batch, kg, &s, token);
+}
+
+static int pop(fx_t *f, uint32_t lo, uint32_t hi, int64_t now, size_t max, fired_list_t *l)
+{
+    memset(l, 0, sizeof *l);
+    return (int)sf_state_timers_pop(f->b, lo, hi, now, max, fired_cb, l);
+}
+
+START_TEST(test_timers_fire_order)
+{
+    fx_t f;
+    fired_list_t l;
+    int64_t next;
+    fx_open(&f, _i, 16);
+
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 0);
+    sched(&f, 5, "e", NULL, 300, "m300", 0);
+    sched(&f, 2, "b", NULL, 100, "m100", 0);
+    sched(&f, 9, "c", NULL, 200, "m200a", 0);
+    sched(&f, 2, "b", "", 200, "m200b", 0);
+    sched(&f, 12, "d", NULL, 50, "m50", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 10, &next), 1);
+    ck_assert_int_eq(next, 100);
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 1);
+    ck_assert_int_eq(next, 50);
+
+    ck_assert_int_eq(pop(&f, 0, 10, 99, 100, &l), 0);
+    ck_assert_int_eq(pop(&f, 0, 10, 250, 100, &l), 3);
+    ck_assert_str_eq(l.t[0].msg, "m100");
+    ck_assert_uint_eq(l.t[0].kg, 2);
+    ck_assert_str_eq(l.t[0].sender, "ns/fn/b");
+    ck_assert_str_eq(l.t[0].token, "");
+    /* Equal fire times go in schedule order, across key groups. */
+    ck_assert_str_eq(l.t[1].msg, "m200a");
+    ck_assert_uint_eq(l.t[1].kg, 9);
+    ck_assert_str_eq(l.t[2].msg, "m200b");
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 10, &next), 1);
+    ck_assert_int_eq(next, 300);
+    ck_assert_int_eq(pop(&f, 0, 10, 250, 100, &l), 0);
+    ck_assert_int_eq(pop(&f, 0, 10, 1000, 1, &l), 1);
+    ck_assert_str_eq(l.t[0].msg, "m300");
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 10, &next), 0);
+    /* Key group 12 belongs to another range. */
+    ck_assert_int_eq(pop(&f, 10, 16, 1000, 10, &l), 1);
+    ck_assert_str_eq(l.t[0].msg, "m50");
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 0);
+
+    /* |max| bounds a pop; the rest stays due, still in order. */
+    sched(&f, 1, "a", NULL, 10, "x0", 0);
+    sched(&f, 3, "a", NULL, 10, "x1", 0);
+    sched(&f, 1, "a", NULL, 10, "x2", 0);
+    sched(&f, 3, "a", NULL, 11, "x3", 0);
+    sched(&f, 1, "a", NULL, 9, "x4", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(pop(&f, 0, 16, 20, 2, &l), 2);
+    ck_assert_str_eq(l.t[0].msg, "x4");
+    ck_assert_str_eq(l.t[1].msg, "x0");
+    ck_assert_int_eq(pop(&f, 0, 16, 20, 10, &l), 3);
+    ck_assert_str_eq(l.t[0].msg, "x1");
+    ck_assert_str_eq(l.t[1].msg, "x2");
+    ck_assert_str_eq(l.t[2].msg, "x3");
+
+    ck_assert_int_eq(sf_state_timers_pop(f.b, 0, 17, 0, 1, fired_cb, &l), SF_EINVAL);
+    sched(&f, 1, "a", NULL, -1, "neg", SF_EINVAL);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_timer_tokens)
+{
+    fx_t f;
+    fired_list_t l;
+    int64_t next;
+    fx_open(&f, _i, 8);
+
+    /* Cancel before firing. */
+    sched(&f, 1, "A", "t1", 100, "m1", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(cancel(&f, 1, "A", "t1"), 1);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(pop(&f, 0, 8, 1000, 10, &l), 0);
+    /* Unknown, already cancelled: no-ops. */
+    ck_assert_int_eq(cancel(&f, 1, "A", "nope"), 0);
+    ck_assert_int_eq(cancel(&f, 1, "A", "t1"), 0);
+    ck_assert_int_eq(cancel(&f, 1, "A", NULL), 0);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 0);
+
+    /* Already fired: a no-op, and the token is free again. */
+    sched(&f, 1, "A", "t2", 100, "m2", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(pop(&f, 0, 8, 200, 10, &l), 1);
+    ck_assert_str_eq(l.t[0].token, "t2");
+    ck_assert_int_eq(cancel(&f, 1, "A", "t2"), 0);
+    sched(&f, 1, "A", "t2", 300, "m2again", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    /* A token is unique per sender among pending timers. */
+    sched(&f, 1, "A", "t3", 500, "a3", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    sched(&f, 1, "A", "t3", 600, "dup", SF_EEXIST);
+    sched(&f, 1, "B", "t3", 500, "b3", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    /* ... also inside one batch. */
+    sched(&f, 1, "A", "t4", 400, "a4", 0);
+    sched(&f, 1, "A", "t4", 400, "a4dup", SF_EEXIST);
+    /* A delayed message and its cancellation in the same reply. */
+    ck_assert_int_eq(cancel(&f, 1, "A", "t4"), 1);
+    ck_assert_int_eq(cancel(&f, 1, "A", "t4"), 0);
+    /* Cancel and schedule again (replace) in one batch. */
+    ck_assert_int_eq(cancel(&f, 1, "A", "t3"), 1);
+    sched(&f, 1, "A", "t3", 700, "a3moved", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    ck_assert_int_eq(pop(&f, 0, 8, 650, 10, &l), 2);
+    ck_assert_str_eq(l.t[0].msg, "m2again");
+    ck_assert_str_eq(l.t[1].msg, "b3");
+    ck_assert_str_eq(l.t[1].sender, "ns/fn/B");
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 8, &next), 1);
+    ck_assert_int_eq(next, 700);
+    ck_assert_int_eq(pop(&f, 0, 8, 800, 10, &l), 1);
+    ck_assert_str_eq(l.t[0].msg, "a3moved");
+    ck_assert_str_eq(l.t[0].token, "t3");
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 8, &next), 0);
+
+    /* After a cancellation the estimate may be early but never late. */
+    sched(&f, 2, "C", "t5", 100, "c5", 0);
+    sched(&f, 2, "C", NULL, 900, "c9", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(cancel(&f, 2, "C", "t5"), 1);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 8, &next), 1);
+    ck_assert_int_le(next, 900);
+    ck_assert_int_eq(pop(&f, 0, 8, next, 10, &l), next == 900 ? 1 : 0);
+    if (l.n == 0) {
+        ck_assert_int_eq(sf_state_timers_next(f.b, 0, 8, &next), 1);
+        ck_assert_int_eq(next, 900);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+static int timer_count_cb(const sf_state_timer_t *t, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+START_TEST(test_reopen)
+{
+    fx_t f;
+    fired_list_t l;
+    sf_buf_t buf;
+    char out[32];
+    int64_t next;
+    int n = 0;
+    fx_open(&f, _i, 32);
+    sf_buf_init(&buf, NULL);
+
+    put(&f, 7, "a", "s", "io.statefun.types/string", "kept", 0, 0, 0);
+    put(&f, 7, "a", "ttl", "t", "x", SF_STATE_TTL_AFTER_INVOKE, 1000, 0);
+    sched(&f, 7, "a", "tok", 500, "first", 0);
+    sched(&f, 20, "b", NULL, 500, "second", 0);
+    sched(&f, 20, "b", "other", 600, "third", 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 3, "pos", 3, "42", 2), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    fx_reopen(&f);
+    ck_assert_int_eq(get(&f, NULL, 7, "a", "s", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "kept");
+    ck_assert_int_eq(get(&f, NULL, 7, "a", "ttl", 999, 0, NULL, NULL), 1);
+    ck_assert_int_eq(sf_state_log_get(f.b, 3, "pos", 3, &buf), 1);
+    ck_assert(buf.len == 2 && memcmp(buf.base, "42", 2) == 0);
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 32, &next), 1);
+    ck_assert_int_eq(next, 500);
+    ck_assert_int_eq(sf_state_timers_scan(f.b, 0, 32, timer_count_cb, &n), 0);
+    ck_assert_int_eq(n, 3);
+    /* Tokens survive; new timers never reuse a sequence number. */
+    sched(&f, 7, "a", "tok", 900, "dup", SF_EEXIST);
+    sched(&f, 20, "b", NULL, 500, "fourth", 0);
+    sched(&f, 7, "a", NULL, 500, "fifth", 0);
+    ck_assert_int_eq(cancel(&f, 20, "b", "other"), 1);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    fx_reopen(&f);
+    ck_assert_int_eq(pop(&f, 0, 32, 1000, 10, &l), 4);
+    ck_assert_str_eq(l.t[0].msg, "first");
+    ck_assert_str_eq(l.t[1].msg, "second");
+    ck_assert_str_eq(l.t[2].msg, "fourth");
+    ck_assert_str_eq(l.t[3].msg, "fifth");
+    sf_state_batch_free(f.batch);
+    f.batch = NULL;
+
+    /* max_parallelism is fixed for the life of a store. */
+    {
+        sf_state_options_t o;
+        sf_state_backend_t *b2 = NULL;
+        char cp[600];
+        sf_state_options_init(&o);
+        o.kind = f.kind;
+        o.dir = f.dir;
+        o.max_parallelism = 64;
+        if (strcmp(f.kind, "memory") == 0) {
+            snprintf(cp, sizeof cp, "%s/cp-maxp", f.tmp);
+            ck_assert_int_eq(sf_state_checkpoint(f.b, cp), 0);
+            ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), SF_EINVAL);
+        } else {
+            sf_state_close(f.b);
+            f.b = NULL;
+            ck_assert_int_eq(sf_state_open2(&o, &b2), SF_EINVAL);
+        }
+        ck_assert_ptr_null(b2);
+    }
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    int bad;
+    uint32_t lo, hi;
+    int stop_after;
+} range_ctx_t;
+
+static int range_cb(const sf_state_entry_t *e, void *ud)
+{
+    range_ctx_t *c = ud;
+    if (e->key_group < c->lo || e->key_group >= c->hi)
+        c->bad++;
+    if (e->addr.ns_len != 2 || memcmp(e->addr.ns, "ns", 2) != 0)
+        c->bad++;
+    if (e->value.len != e->addr.id_len || memcmp(e->value.data, e->addr.id, e->addr.id_len) != 0)
+        c->bad++;
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after ? 7 : 0;
+}
+
+START_TEST(test_range_scan)
+{
+    fx_t f;
+    range_ctx_t c;
+    char id[16];
+    uint32_t kg;
+    fx_open(&f, _i, 32);
+    for (kg = 0; kg < 32; kg++) {
+        sf_addr_t a;
+        snprintf(id, sizeof id, "id%u", kg);
+        a = addr("ns", "fn", id);
+        ck_assert_int_eq(sf_state_batch_put(f.batch, (uint16_t)kg, &a, "v1", "t",
+                                            (const uint8_t *)id, strlen(id), 0, 0, 0),
+                         0);
+        ck_assert_int_eq(sf_state_batch_put(f.batch, (uint16_t)kg, &a, "v2", "t",
+                                            (const uint8_t *)id, strlen(id), 0, 0, 0),
+                         0);
+    }
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    memset(&c, 0, sizeof c);
+    c.lo = 8;
+    c.hi = 16;
+    ck_assert_int_eq(sf_state_scan_range(f.b, 8, 16, 0, range_cb, &c), 0);
+    ck_assert_int_eq(c.n, 16);
+    ck_assert_int_eq(c.bad, 0);
+    memset(&c, 0, sizeof c);
+    c.hi = 32;
+    ck_assert_int_eq(sf_state_scan_range(f.b, 0, 32, 0, range_cb, &c), 0);
+    ck_assert_int_eq(c.n, 64);
+    ck_assert_int_eq(c.bad, 0);
+    /* The callback stops a scan and its value comes back. */
+    memset(&c, 0, sizeof c);
+    c.hi = 32;
+    c.stop_after = 5;
+    ck_assert_int_eq(sf_state_scan_range(f.b, 0, 32, 0, range_cb, &c), 7);
+    ck_assert_int_eq(c.n, 5);
+    ck_assert_int_eq(sf_state_scan_range(f.b, 4, 33, 0, range_cb, &c), SF_EINVAL);
+    ck_assert_int_eq(sf_state_scan_range(f.b, 5, 4, 0, range_cb, &c), SF_EINVAL);
+
+    /* An address whose id is a prefix of another's keeps to itself. */
+    put(&f, 3, "ab", "s", "t", "ab", 0, 0, 0);
+    put(&f, 3, "a", "bs", "t", "a", 0, 0, 0);
+    {
+        sf_addr_t a = addr("ns", "fn", "a");
+        int n = 0;
+        ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 0, count_cb, &n), 0);
+        ck_assert_int_eq(n, 1);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+typedef struct {
+    char keys[8][16];
+    int n;
+} log_list_t;
+
+static int log_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
+{
+    log_list_t *l = ud;
+    snprintf(l->keys[l->n++], 16, "%.*s=%.*s", (int)klen, (const char *)key, (int)vlen,
+             (const char *)val);
+    return 0;
+}
+
+START_TEST(test_log_records)
+{
+    fx_t f;
+    log_list_t l;
+    sf_buf_t buf;
+    fx_open(&f, _i, 4);
+    sf_buf_init(&buf, NULL);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 1, "b", 1, "2", 1), 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 1, "a", 1, "1", 1), 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 1, "c", 1, "3", 1), 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 2, "a", 1, "other", 5), 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 255, "z", 1, "", 0), 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 1, "", 0, "", 0), SF_EINVAL);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(sf_state_log_scan(f.b, 1, NULL, 0, 0, log_cb, &l), 0);
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_str_eq(l.keys[0], "a=1");
+    ck_assert_str_eq(l.keys[1], "b=2");
+    ck_assert_str_eq(l.keys[2], "c=3");
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(sf_state_log_scan(f.b, 1, "b", 1, 0, log_cb, &l), 0);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.keys[0], "b=2");
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(sf_state_log_scan(f.b, 1, NULL, 0, 1, log_cb, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(sf_state_log_scan(f.b, 255, NULL, 0, 0, log_cb, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.keys[0], "z=");
+
+    ck_assert_int_eq(sf_state_log_get(f.b, 2, "a", 1, &buf), 1);
+    ck_assert(buf.len == 5 && memcmp(buf.base, "other", 5) == 0);
+    ck_assert_int_eq(sf_state_log_get(f.b, 255, "z", 1, &buf), 1);
+    ck_assert_uint_eq(buf.len, 0);
+    ck_assert_int_eq(sf_state_batch_log_delete(f.batch, 1, "b", 1), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(sf_state_log_get(f.b, 1, "b", 1, &buf), 0);
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(sf_state_log_scan(f.b, 1, NULL, 0, 0, log_cb, &l), 0);
+    ck_assert_int_eq(l.n, 2);
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_checkpoint_restore)
+{
+    fx_t f;
+    sf_state_options_t o;
+    sf_state_backend_t *b2;
+    fired_list_t l;
+    sf_buf_t buf;
+    char cp[600], live2[600], out[32];
+    fx_open(&f, _i, 16);
+    sf_buf_init(&buf, NULL);
+    snprintf(cp, sizeof cp, "%s/cp-1", f.tmp);
+    snprintf(live2, sizeof live2, "%s/live2", f.tmp);
+
+    put(&f, 4, "a", "s", "t", "v1", 0, 0, 0);
+    sched(&f, 4, "a", "tok", 100, "timer", 0);
+    ck_assert_int_eq(sf_state_batch_log_put(f.batch, 0, "k", 1, "v", 1), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(sf_state_checkpoint(f.b, cp), 0);
+    ck_assert_int_eq(sf_state_checkpoint(f.b, cp), SF_EEXIST);
+
+    /* Work after the checkpoint is not in it. */
+    put(&f, 4, "a", "s", "t", "v2", 0, 0, 0);
+    put(&f, 4, "a", "s2", "t", "new", 0, 0, 0);
+    ck_assert_int_eq(sf_state_batch_log_delete(f.batch, 0, "k", 1), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(pop(&f, 0, 16, 1000, 10, &l), 1);
+
+    sf_state_options_init(&o);
+    o.kind = f.kind;
+    o.max_parallelism = 16;
+    o.dir = live2;
+    ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), 0);
+    {
+        fx_t g = f;
+        g.b = b2;
+        ck_assert_int_eq(get(&g, NULL, 4, "a", "s", 0, 0, out, NULL), 1);
+        ck_assert_str_eq(out, "v1");
+        ck_assert_int_eq(get(&g, NULL, 4, "a", "s2", 0, 0, NULL, NULL), 0);
+        ck_assert_int_eq(sf_state_log_get(b2, 0, "k", 1, &buf), 1);
+        ck_assert_int_eq(sf_state_batch_new(b2, &g.batch), 0);
+        ck_assert_int_eq(cancel(&g, 4, "a", "tok"), 1);
+        ck_assert_int_eq(sf_state_batch_commit(g.batch), 0);
+        sf_state_batch_free(g.batch);
+    }
+    sf_state_close(b2);
+
+    /* The checkpoint stays intact: restoring again gives the same store,
+     * here over the live directory of the first store. */
+    sf_state_batch_free(f.batch);
+    f.batch = NULL;
+    sf_state_close(f.b);
+    f.b = NULL;
+    o.dir = f.dir;
+    ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), 0);
+    {
+        fx_t g = f;
+        g.b = b2;
+        ck_assert_int_eq(get(&g, NULL, 4, "a", "s", 0, 0, out, NULL), 1);
+        ck_assert_str_eq(out, "v1");
+        ck_assert_int_eq(pop(&g, 0, 16, 1000, 10, &l), 1);
+        ck_assert_str_eq(l.t[0].msg, "timer");
+    }
+    sf_state_close(b2);
+
+    /* Missing and damaged checkpoints are refused. */
+    {
+        char bad[700];
+        snprintf(bad, sizeof bad, "%s/nothing", f.tmp);
+        ck_assert_int_eq(sf_state_open_from(&o, bad, &b2), SF_ENOTFOUND);
+    }
+    if (strcmp(f.kind, "memory") == 0) {
+        char snap[700];
+        size_t len;
+        char *data;
+        snprintf(snap, sizeof snap, "%s/memory.snapshot", cp);
+        data = sf_test_read_file(snap, &len);
+        ck_assert_ptr_nonnull(data);
+        data[len / 2] ^= 0x20;
+        ck_assert_int_eq(sf_test_write_file(snap, data, len), 0);
+        ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), SF_ESTATE);
+        ck_assert_int_eq(sf_test_write_file(snap, data, len / 2), 0);
+        ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), SF_ESTATE);
+        free(data);
+    } else {
+        /* A directory with foreign files is not replaced. */
+        char foreign[700], file[800];
+        snprintf(foreign, sizeof foreign, "%s/foreign", f.tmp);
+        ck_assert_int_eq(mkdir(foreign, 0755), 0);
+        snprintf(file, sizeof file, "%s/precious.txt", foreign);
+        ck_assert_int_eq(sf_test_write_file(file, "x", 1), 0);
+        o.dir = foreign;
+        ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), SF_EINVAL);
+        ck_assert_int_eq(access(file, F_OK), 0);
+    }
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
+/* Workers: each thread writes and reads its own key groups. */
+typedef struct {
+    sf_state_backend_t *b;
+    uint16_t kg_lo, kg_hi;
+    int ok;
+} worker_arg_t;
+
+static int fired_cb_noop(const sf_state_timer_t *t, void *ud) { return 0; }
+
+static void *worker_main(void *p)
+{
+    worker_arg_t *w = p;
+    sf_state_batch_t *batch;
+    sf_state_value_t v;
+    sf_buf_t buf;
+    char id[32];
+    int i, ok = 1;
+    sf_buf_init(&buf, NULL);
+    sf_state_batch_new(w->b, &batch);
+    for (i = 0; i < 3000; i++) {
+        uint16_t kg = (uint16_t)(w->kg_lo + i % (w->kg_hi - w->kg_lo));
+        sf_addr_t a;
+        snprintf(id, sizeof id, "w%u-%d", w->kg_lo, i);
+        a = addr("ns", "fn", id);
+        sf_state_batch_put(batch, kg, &a, "v", "t", (const uint8_t *)id, strlen(id), 0, 0, 0);
+        if (i % 10 == 0)
+            sf_state_batch_timer_schedule(batch, kg, &a, id, i, (const uint8_t *)"m", 1);
+        if (i % 4 == 3 && sf_state_batch_commit(batch) != 0)
+            ok = 0;
+    }
+    if (sf_state_batch_commit(batch) != 0)
+        ok = 0;
+    for (i = 0; i < 3000; i++) {
+        uint16_t kg = (uint16_t)(w->kg_lo + i % (w->kg_hi - w->kg_lo));
+        sf_addr_t a;
+        snprintf(id, sizeof id, "w%u-%d", w->kg_lo, i);
+        a = addr("ns", "fn", id);
+        if (sf_state_get(w->b, NULL, kg, &a, "v", 0, 0, &buf, &v) != 1 || v.len != strlen(id))
+            ok = 0;
+    }
+    if (sf_state_timers_pop(w->b, w->kg_lo, w->kg_hi, 100000, 1000, fired_cb_noop, NULL) != 300)
+        ok = 0;
+    sf_state_batch_free(batch);
+    sf_buf_dispose(&buf);
+    w->ok = ok;
+    return NULL;
+}
+
+START_TEST(test_concurrent_workers)
+{
+    fx_t f;
+    pthread_t t[2];
+    worker_arg_t w[2] = {{NULL, 0, 8, 0}, {NULL, 8, 16, 0}};
+    int i, n = 0;
+    fx_open(&f, _i, 16);
+    for (i = 0; i < 2; i++) {
+        w[i].b = f.b;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert(w[i].ok);
+    }
+    ck_assert_int_eq(sf_state_scan_range(f.b, 0, 16, 0, count_cb, &n), 0);
+    ck_assert_int_eq(n, 6000);
+    fx_close(&f);
+}
+END_TEST
+
+Suite *sf_runtime_state_suite(void)
+{
+    Suite *s = suite_create("runtime_state");
+    TCase *tc = tcase_create("backends");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_put_get_delete, 0, 2);
+    tcase_add_loop_test(tc, test_batch_atomic, 0, 2);
+    tcase_add_loop_test(tc, test_ttl_after_write, 0, 2);
+    tcase_add_loop_test(tc, test_ttl_after_invoke, 0, 2);
+    tcase_add_loop_test(tc, test_ttl_reclaim, 0, 2);
+    tcase_add_loop_test(tc, test_timers_fire_order, 0, 2);
+    tcase_add_loop_test(tc, test_timer_tokens, 0, 2);
+    tcase_add_loop_test(tc, test_reopen, 0, 2);
+    tcase_add_loop_test(tc, test_range_scan, 0, 2);
+    tcase_add_loop_test(tc, test_log_records, 0, 2);
+    tcase_add_loop_test(tc, test_checkpoint_restore, 0, 2);
+    tcase_add_loop_test(tc, test_concurrent_workers, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
