@@ -44,6 +44,7 @@ static void print_help(void)
            "  run        load the module files and run the application until SIGINT/SIGTERM\n"
            "  validate   check the module files and options; print every error as\n"
            "             FILE:LINE: message and exit 1, or a summary and exit 0\n"
+           "             (-v, --verbose: also print the effective configuration)\n"
            "\nOptions (--name VALUE or --name=VALUE). Each may also be set by the environment\n"
            "variable shown, or in a `runtime:` section of a module file under the same name\n"
            "(state-dir or stateDir). The command line wins, then the environment, then the\n"
@@ -55,42 +56,61 @@ static void print_help(void)
            "error.\n");
 }
 
-/* Logs the effective configuration, one event per line. */
-static void log_config(const sf_options_t *o, const sf_module_t *m)
+/* Where describe_config sends each line: the log (run) or stdout (validate -v). */
+typedef void (*line_fn)(const char *line);
+
+static void line_to_log(const char *line)
+{
+    sf_log_info("%s", line);
+}
+
+static void line_to_stdout(const char *line)
+{
+    printf("%s\n", line);
+}
+
+/* Describes the effective configuration, one line per option and module. */
+static void describe_config(const sf_options_t *o, const sf_module_t *m, line_fn out)
 {
     const sf_opt_def_t *table = sf_options_table();
-    char value[256], pat[256];
+    char value[256], pat[256], line[1024], dur[32];
     size_t i, j;
 
-    sf_log_info("statefun %s: %zu module file%s", SF_RUNTIME_VERSION, m->nfiles,
-                m->nfiles == 1 ? "" : "s");
     for (i = 0; i < SF_OPT__COUNT; i++) {
         sf_options_format(o, (sf_opt_id)i, value, sizeof value);
-        sf_log_info("option %s = %s (%s%s%s)", table[i].name, value,
-                    sf_options_source_name(o->source[i]), o->origin[i] ? " " : "",
-                    o->origin[i] ? o->origin[i] : "");
+        snprintf(line, sizeof line, "option %s = %s (%s%s%s)", table[i].name, value,
+                 sf_options_source_name(o->source[i]), o->origin[i] ? " " : "",
+                 o->origin[i] ? o->origin[i] : "");
+        out(line);
     }
     for (i = 0; i < m->nendpoints; i++) {
         const sf_endpoint_spec_t *e = &m->endpoints[i];
-        char call[32];
-        sf_log_info("endpoint %s -> %s (call timeout %s, max batch %u; %s:%d)",
-                    sf_fn_pattern_format(&e->functions, pat, sizeof pat), e->url_template,
-                    sf_duration_format(e->call_timeout_ms, call, sizeof call),
-                    e->max_num_batch_requests, e->loc.file, e->loc.line);
+        snprintf(line, sizeof line, "endpoint %s -> %s (call timeout %s, max batch %u; %s:%d)",
+                 sf_fn_pattern_format(&e->functions, pat, sizeof pat), e->url_template,
+                 sf_duration_format(e->call_timeout_ms, dur, sizeof dur), e->max_num_batch_requests,
+                 e->loc.file, e->loc.line);
+        out(line);
     }
     for (i = 0; i < m->nembedded; i++) {
         const sf_embedded_spec_t *em = &m->embedded[i];
-        for (j = 0; j < em->nfunctions; j++)
-            sf_log_info("embedded %s from %s (%s:%d)",
-                        sf_fn_pattern_format(&em->functions[j], pat, sizeof pat), em->library,
-                        em->loc.file, em->loc.line);
+        for (j = 0; j < em->nfunctions; j++) {
+            snprintf(line, sizeof line, "embedded %s from %s (%s:%d)",
+                     sf_fn_pattern_format(&em->functions[j], pat, sizeof pat), em->library,
+                     em->loc.file, em->loc.line);
+            out(line);
+        }
     }
-    if (m->ingress)
-        sf_log_info("playground ingress on %s:%u", m->ingress->host, m->ingress->port);
-    if (m->egress)
-        sf_log_info("playground egress on %s:%u (%zu topic%s, %s)", m->egress->host,
-                    m->egress->port, m->egress->ntopics, m->egress->ntopics == 1 ? "" : "s",
-                    m->egress->exactly_once ? "exactly-once" : "at-least-once");
+    if (m->ingress) {
+        snprintf(line, sizeof line, "playground ingress on %s:%u", m->ingress->host,
+                 m->ingress->port);
+        out(line);
+    }
+    if (m->egress) {
+        snprintf(line, sizeof line, "playground egress on %s:%u (%zu topic%s, %s)", m->egress->host,
+                 m->egress->port, m->egress->ntopics, m->egress->ntopics == 1 ? "" : "s",
+                 m->egress->exactly_once ? "exactly-once" : "at-least-once");
+        out(line);
+    }
 }
 
 int main(int argc, char **argv)
@@ -160,6 +180,8 @@ int main(int argc, char **argv)
             status = EXIT_CONFIG;
         } else {
             printf("OK: %s\n", sf_module_summary(module, summary, sizeof summary));
+            if (cli.verbose)
+                describe_config(&opts, module, line_to_stdout);
             status = 0;
         }
         goto out_opts;
@@ -171,7 +193,9 @@ int main(int argc, char **argv)
         const sf_diag_t *g = &diags.items[i];
         sf_log_warn("%s:%d: %s", g->source, g->line, g->msg);
     }
-    log_config(&opts, module);
+    sf_log_info("statefun %s: %zu module file%s", SF_RUNTIME_VERSION, module->nfiles,
+                module->nfiles == 1 ? "" : "s");
+    describe_config(&opts, module, line_to_log);
     rv = sf_runtime_run(&opts, module);
     status = rv == 0 ? 0 : EXIT_RUNTIME;
 

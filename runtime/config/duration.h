@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sf_common.h"
+
 /**
  * Parses |text| into |*out_ms|. On failure returns SF_EINVAL and, when
  * |err| is not NULL, writes a one-line reason (without the input) into

@@ -41,7 +41,8 @@ typedef struct pctx_s {
     const char *file; /* module-owned name used in diagnostics */
     char *dir;        /* directory for relative paths */
     yaml_document_t *doc;
-    const char *kind; /* the current document's kind, for messages */
+    const char *kind;      /* the current document's kind, for messages */
+    yaml_node_t *spec_key; /* the current document's `spec:` key (or `kind:`) */
 } pctx_t;
 
 static int line_of(const yaml_node_t *n)
@@ -349,19 +350,21 @@ static const char *field_list(const field_t *fields, size_t n, char *buf, size_t
 
 /*
  * Runs the handler of every key of mapping |map| found in |fields|; reports
- * unknown keys and missing required ones. |what| names the mapping. A field
- * with a NULL handler and a note is a known misplacement: its note is the
- * error. Returns false when |map| is not a mapping.
+ * unknown keys and missing required ones. |what| names the mapping and
+ * |owner| is the key it hangs from (`spec:`, `transport:`): missing fields are
+ * reported on its line. A field with a NULL handler and a note is a known
+ * misplacement: its note is the error. Returns false when |map| is not a
+ * mapping.
  */
-static bool parse_fields(pctx_t *c, yaml_node_t *map, const field_t *fields, size_t n, void *obj,
-                         const char *what)
+static bool parse_fields(pctx_t *c, yaml_node_t *owner, yaml_node_t *map, const field_t *fields,
+                         size_t n, void *obj, const char *what)
 {
     yaml_node_pair_t *p;
     size_t i;
     char list[512];
 
     if (!map || map->type != YAML_MAPPING_NODE) {
-        ERR(c, map, "%s must be a mapping, got %s", what, type_name(map));
+        ERR(c, map ? map : owner, "%s must be a mapping, got %s", what, type_name(map));
         return false;
     }
     for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -395,7 +398,7 @@ static bool parse_fields(pctx_t *c, yaml_node_t *map, const field_t *fields, siz
     }
     for (i = 0; i < n; i++) {
         if ((fields[i].flags & F_REQUIRED) && !map_get(c, map, fields[i].name, NULL))
-            ERR(c, map, "missing required field '%s' in %s", fields[i].name, what);
+            ERR(c, owner ? owner : map, "missing required field '%s' in %s", fields[i].name, what);
     }
     return true;
 }
@@ -431,6 +434,7 @@ static void check_duplicate_keys(pctx_t *c)
 typedef struct endpoint_ctx_s {
     sf_endpoint_spec_t *e;
     yaml_node_t *url_node, *protocol_node;
+    yaml_node_t *transport_key; /* where transport-wide problems are reported */
     /* Values from transport.timeouts win over transport.call/connect. */
     bool call_set, connect_set, read_set, write_set;
     bool tcall_set, tconnect_set;
@@ -511,7 +515,7 @@ static const field_t timeout_fields[] = {
 
 static void f_timeouts(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
-    parse_fields(c, v, timeout_fields, SF_ARRAY_SIZE(timeout_fields), obj, "'timeouts'");
+    parse_fields(c, k, v, timeout_fields, SF_ARRAY_SIZE(timeout_fields), obj, "'timeouts'");
 }
 
 /* transport.call / transport.connect: the async transport's own fields. */
@@ -649,6 +653,7 @@ static void f_transport(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
     yaml_node_t *type, *t_call_node, *t_key = NULL;
     const char *ts;
 
+    x->transport_key = k;
     if (is_null(v))
         return; /* "transport:" with nothing under it: the defaults. */
     if (v->type != YAML_MAPPING_NODE) {
@@ -683,10 +688,10 @@ static void f_transport(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
     if (map_get(c, map_get(c, v, "timeouts", NULL), "connect", NULL))
         x->tconnect_set = true;
     if (x->e->transport == SF_TRANSPORT_OKHTTP)
-        parse_fields(c, v, okhttp_fields, SF_ARRAY_SIZE(okhttp_fields), x,
+        parse_fields(c, k, v, okhttp_fields, SF_ARRAY_SIZE(okhttp_fields), x,
                      "'transport' (io.statefun.transports.v1/okhttp)");
     else
-        parse_fields(c, v, async_fields, SF_ARRAY_SIZE(async_fields), x,
+        parse_fields(c, k, v, async_fields, SF_ARRAY_SIZE(async_fields), x,
                      "'transport' (io.statefun.transports.v1/async)");
     if (x->tcall_set && map_get(c, v, "call", NULL))
         WARN(c, map_get(c, v, "call", NULL),
@@ -776,9 +781,10 @@ static void check_endpoint(pctx_t *c, endpoint_ctx_t *x, yaml_node_t *spec)
                 "'transport.protocol: h2c' is plaintext HTTP/2; use h2 (or auto) with https");
     }
     if ((e->client_cert != NULL) != (e->client_key != NULL))
-        ERR(c, spec, "transport: client_cert and client_key go together (one is missing)");
+        ERR(c, x->transport_key,
+            "transport: client_cert and client_key go together (one is missing)");
     if (!e->url_tls && e->url_template && (e->trust_cacerts || e->client_cert || e->client_key))
-        WARN(c, spec, "TLS settings are ignored: urlPathTemplate is not https");
+        WARN(c, x->transport_key, "TLS settings are ignored: urlPathTemplate is not https");
 
     /* As StateFun: explicit timeouts may not exceed the call timeout. */
     if (x->connect_set && e->connect_timeout_ms > e->call_timeout_ms)
@@ -834,9 +840,11 @@ static void parse_endpoint(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int 
 
     snprintf(what, sizeof what, "the spec of %s", c->kind);
     if (version == 1)
-        parse_fields(c, spec, endpoint_v1_fields, SF_ARRAY_SIZE(endpoint_v1_fields), &x, what);
+        parse_fields(c, c->spec_key, spec, endpoint_v1_fields, SF_ARRAY_SIZE(endpoint_v1_fields),
+                     &x, what);
     else
-        parse_fields(c, spec, endpoint_v2_fields, SF_ARRAY_SIZE(endpoint_v2_fields), &x, what);
+        parse_fields(c, c->spec_key, spec, endpoint_v2_fields, SF_ARRAY_SIZE(endpoint_v2_fields),
+                     &x, what);
     check_endpoint(c, &x, spec);
     if (c->d->nerrors != before || !e.functions.ns || !e.url_template) {
         endpoint_dispose(&e);
@@ -904,7 +912,8 @@ static void parse_ingress(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int v
     in.port = 8090;
     snprintf(what, sizeof what, "the spec of %s", c->kind);
     if (!is_null(spec))
-        parse_fields(c, spec, ingress_fields, SF_ARRAY_SIZE(ingress_fields), &in, what);
+        parse_fields(c, c->spec_key, spec, ingress_fields, SF_ARRAY_SIZE(ingress_fields), &in,
+                     what);
     if (c->d->nerrors != before)
         return;
     if (c->m->ingress) {
@@ -1016,7 +1025,7 @@ static void parse_egress(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int ve
     eg.port = 8091;
     eg.exactly_once = true;
     snprintf(what, sizeof what, "the spec of %s", c->kind);
-    parse_fields(c, spec, egress_fields, SF_ARRAY_SIZE(egress_fields), &eg, what);
+    parse_fields(c, c->spec_key, spec, egress_fields, SF_ARRAY_SIZE(egress_fields), &eg, what);
     if (c->d->nerrors != before) {
         egress_free(&eg);
         return;
@@ -1111,7 +1120,7 @@ static void parse_embedded(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int 
     em.loc.file = c->file;
     em.loc.line = line_of(kind);
     snprintf(what, sizeof what, "the spec of %s", c->kind);
-    parse_fields(c, spec, embedded_fields, SF_ARRAY_SIZE(embedded_fields), &em, what);
+    parse_fields(c, c->spec_key, spec, embedded_fields, SF_ARRAY_SIZE(embedded_fields), &em, what);
     if (c->d->nerrors != before || !em.library || em.nfunctions == 0) {
         embedded_dispose(&em);
         return;
@@ -1239,6 +1248,7 @@ static void process_document(pctx_t *c, yaml_node_t *root)
     const kind_t *k = NULL;
     size_t i;
 
+    c->spec_key = NULL;
     if (is_null(root))
         return; /* An empty document (a stray "---"): nothing to do. */
     c->m->ndocuments++;
@@ -1249,7 +1259,7 @@ static void process_document(pctx_t *c, yaml_node_t *root)
         return;
     }
     kind = map_get(c, root, "kind", &kind_key);
-    spec = map_get(c, root, "spec", NULL);
+    spec = map_get(c, root, "spec", &c->spec_key);
     runtime = map_get(c, root, "runtime", &rt_key);
 
     if (!kind) {
@@ -1306,6 +1316,7 @@ static void process_document(pctx_t *c, yaml_node_t *root)
     }
     c->kind = k->name;
     if (!spec) {
+        c->spec_key = kind_key;
         /* A playground ingress may rely on every default; others need a spec. */
         if (k->fn == parse_ingress || k->fn == parse_runtime) {
             k->fn(c, kind, NULL, k->version);

@@ -529,6 +529,14 @@ int sf_cli_parse(sf_cli_t *cli, int argc, char **argv, sf_diags_t *diags)
             cli->version = true;
             continue;
         }
+        if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+            cli->verbose = true;
+            continue;
+        }
+        if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+            cli->verbose = true;
+            continue;
+        }
         if (arg[1] != '-') {
             sf_diags_error(diags, "command line", 0, "unknown option '%s' (see --help)", arg);
             continue;

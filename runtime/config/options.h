@@ -25,6 +25,7 @@
 
 #include "diag.h"
 #include "log.h"
+#include "sf_common.h"
 
 /** Option identifiers, in table (and --help) order. */
 typedef enum {
@@ -156,6 +157,7 @@ const char *sf_options_source_name(sf_opt_source src);
 typedef struct sf_cli_s {
     char *command;              /* "run", "validate", or NULL */
     bool help, version;         /* --help / -h, --version / -V */
+    bool verbose;               /* -v / --verbose: validate prints the effective configuration */
     sf_opt_setting_t *settings; /* options in command-line order */
     size_t nsettings;
     char **files; /* module files */

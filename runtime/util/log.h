@@ -20,6 +20,8 @@
 
 #include <stdbool.h>
 
+#include "sf_common.h"
+
 /** Log levels, most severe first; a level enables itself and all before it. */
 typedef enum {
     SF_LOG_ERROR = 0,
