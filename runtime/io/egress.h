@@ -1,0 +1,147 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The playground egress (io.statefun.playground.v1/egress, SPEC 5.2): the
+ * records functions send to the egress, kept per topic in memory (topic.h)
+ * and read over HTTP/1.1 or h2c.
+ *
+ * Records. Workers push SF_MSG_EGRESS messages whose target is the egress
+ * name (io.statefun.playground/egress); the value is JSON
+ * {"topic": "...", "payload": "..."}, whatever the typename says (the SDKs
+ * use io.statefun.playground/EgressRecord). It is parsed with jansson, so any
+ * whitespace, escapes such as \u003c and a trailing newline are fine. A
+ * payload that is not a JSON string is kept as its compact JSON text. A
+ * record that is not such JSON, names a topic the egress does not list, or
+ * is not addressed to this egress is dropped: it is counted (sf_io_stats:
+ * egress_invalid, egress_unknown_topic, egress_unknown_egress) and logged as
+ * a warning with the egress name (the first ten of each kind, then every
+ * thousandth, so a misbehaving function cannot flood the log). Dropping
+ * rather than keeping matches StateFun, whose playground egress fails the
+ * record, and a reader could do nothing with it anyway.
+ *
+ * Visibility. Appending and publishing are separate steps (topic.h). Today
+ * every record is published as soon as it is appended, for both delivery
+ * semantics: exactly-once publication waits for checkpoints, which do not
+ * exist yet; the checkpoint issue will publish exactly-once records only up
+ * to what a completed checkpoint covers.
+ *
+ * HTTP (GET only; other methods 405; an unknown topic 405, as the StateFun
+ * playground answers):
+ *   GET /{topic}                 the oldest unread record: 200 with the
+ *                                payload as body (text/plain; charset=utf-8,
+ *                                header X-Statefun-Offset), and the topic's
+ *                                read cursor moves past it; 404 when none
+ *   GET /{topic}?wait=5s         the same, but waits up to that long for a
+ *                                record (durations as StateFun writes them,
+ *                                at most SF_IO_MAX_WAIT_MS); 404 after the
+ *                                wait. Waiting readers are served in arrival
+ *                                order, one record each.
+ *   GET /{topic}?from=N&max=M    reads without consuming: 200 with one NDJSON
+ *                                line {"offset": N, "payload": "..."} per
+ *                                visible record from offset N (default: the
+ *                                read cursor; records already dropped are
+ *                                skipped), at most M (default 100, at most
+ *                                10000) lines; 200 with an empty body when
+ *                                there is none. With wait=, waits for at
+ *                                least one record.
+ * Unknown query parameters are ignored; a malformed value is a 400.
+ *
+ * Threading: I/O thread only, except the pure parsers (any thread).
+ */
+#ifndef SF_IO_EGRESS_H
+#define SF_IO_EGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "io.h"
+#include "io_int.h"
+#include "mailbox.h"
+#include "sf_http.h"
+#include "topic.h"
+
+/** A parsed egress record (sf_egress_record_parse). */
+typedef struct sf_egress_record_s {
+    const char *topic;   /* borrowed from the parsed JSON */
+    size_t topic_len;
+    const char *payload; /* borrowed, UTF-8 */
+    size_t payload_len;
+    void *_json;         /* private: the parsed document */
+    char *_text;         /* private: a non-string payload as JSON text */
+} sf_egress_record_t;
+
+/**
+ * Parses the JSON record |value| (|len| bytes) into |out|; release it with
+ * sf_egress_record_dispose. Returns 0, or SF_EINVAL with a one-line reason in
+ * |why| (|whylen| bytes).
+ */
+int sf_egress_record_parse(const uint8_t *value, size_t len, sf_egress_record_t *out, char *why,
+                           size_t whylen);
+void sf_egress_record_dispose(sf_egress_record_t *r);
+
+/** What a GET asks for (sf_egress_parse_target). */
+typedef struct sf_egress_query_s {
+    const char *topic; /* the decoded topic, in the caller's buffer */
+    size_t topic_len;
+    bool read;         /* from= or max= given: read without consuming */
+    bool has_from;
+    uint64_t from;
+    uint64_t max;      /* lines for a read (default SF_IO_DEFAULT_READ_MAX) */
+    uint64_t wait_ms;  /* 0: do not wait */
+} sf_egress_query_t;
+
+/**
+ * Parses the path "/{topic}[?query]" of a GET into |q|, decoding the topic
+ * into |buf| (room for strlen(|path|) + 1 bytes). Returns 0, or SF_EINVAL with
+ * a reason in |why| (|whylen| bytes).
+ */
+int sf_egress_parse_target(const char *path, char *buf, sf_egress_query_t *q, char *why,
+                           size_t whylen);
+
+typedef struct sf_egress_waiter_s sf_egress_waiter_t;
+
+typedef struct sf_egress_topic_s {
+    sf_topic_t log;
+    sf_egress_waiter_t *wait_head, *wait_tail; /* long polls, oldest first */
+    bool touched; /* got records in the current mailbox drain */
+} sf_egress_topic_t;
+
+typedef struct sf_egress_s {
+    /* All private: the I/O object embeds it. */
+    uv_loop_t *loop;
+    sf__io_counters_t *ctr;
+    char *name;
+    bool exactly_once;
+    sf_egress_topic_t *topics;
+    size_t ntopics;
+    char *topic_list;         /* "a, b, c" for error messages */
+    sf_http_server_t *server;
+    uint16_t port;
+    sf_mailbox_t mailbox;
+    uv_idle_t more;           /* drains again next turn after a long drain */
+    bool handles_open;
+    bool closing;
+    char *pathbuf;
+    size_t pathcap;
+    sf_buf_t out;             /* response scratch */
+    uint64_t warned[3];       /* drops logged, per kind */
+} sf_egress_t;
+
+/**
+ * Binds the listener on |loop| and opens the mailbox. Returns 0 or the
+ * transport's error (nothing is left open then).
+ */
+int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t *cfg,
+                   sf__io_counters_t *ctr);
+
+/** Pushes |chain| into the mailbox. Any thread (see sf_io_egress_push). */
+void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain);
+
+/** Handles what is queued, answers long polls 503 and closes every handle. */
+void sf_egress_close(sf_egress_t *eg);
+
+/** Frees the topics and buffers; after the loop closed the handles. */
+void sf_egress_dispose(sf_egress_t *eg);
+
+#endif /* SF_IO_EGRESS_H */
