@@ -147,20 +147,51 @@ static void encode(const char *text, const char *name)
  * POSTs the file |name| to |url| with curl's |flags| and returns the status.
  * The body lands in tmpdir/resp.bin.
  */
-static int post(const char *flags, const char *url, const char *name)
+static int post_try(const char *flags, const char *url, const char *name, int *curl_rc)
 {
     char codefile[512], *code;
     int status;
     snprintf(codefile, sizeof codefile, "%s/code.txt", tmpdir);
-    ck_assert_int_eq(sf_test_sh("curl -s -S --max-time 10 %s -H 'Content-Type: "
-                                "application/octet-stream' --data-binary @'%s/%s' -o '%s/resp.bin' "
-                                "-w '%%{http_code}' '%s' > '%s'",
-                                flags, tmpdir, name, tmpdir, url, codefile),
-                     0);
+    *curl_rc = sf_test_sh("curl -s -S --max-time 10 %s -H 'Content-Type: "
+                          "application/octet-stream' --data-binary @'%s/%s' -o '%s/resp.bin' "
+                          "-w '%%{http_code}' '%s' > '%s'",
+                          flags, tmpdir, name, tmpdir, url, codefile);
+    if (*curl_rc != 0)
+        return -1;
     code = sf_test_read_file(codefile, NULL);
     ck_assert_ptr_nonnull(code);
     status = atoi(code);
     free(code);
+    return status;
+}
+
+static int post(const char *flags, const char *url, const char *name)
+{
+    int curl_rc, status = post_try(flags, url, name, &curl_rc);
+    ck_assert_msg(curl_rc == 0, "curl %s %s failed with %d", flags, url, curl_rc);
+    return status;
+}
+
+/*
+ * POSTs a body the server refuses before reading it all (413) and returns the
+ * status. Over HTTP/2 the server answers and then resets the stream with
+ * NO_ERROR when the upload is still going (RFC 9113 8.1); curl 7.88 reports
+ * that reset as an error (exit 92) most of the time even though the answer
+ * came first, so HTTP/2 uses nghttp, which shows the frames.
+ */
+static int post_refused(const char *flags, const char *url, const char *name)
+{
+    char out[512], *text, *p;
+    int status = -1;
+    if (!strstr(flags, "http2"))
+        return post(flags, url, name);
+    snprintf(out, sizeof out, "%s/nghttp.txt", tmpdir);
+    sf_test_sh("nghttp -v -t 10 -d '%s/%s' '%s' > '%s' 2>&1", tmpdir, name, url, out);
+    text = sf_test_read_file(out, NULL);
+    ck_assert_ptr_nonnull(text);
+    if ((p = strstr(text, ":status: ")))
+        status = atoi(p + 9);
+    free(text);
     return status;
 }
 
@@ -414,7 +445,7 @@ START_TEST(test_greeter_errors_leave_server_answering)
         ck_assert_str_eq(body, "no function bound for type greeter.fns/nobody\n");
         free(body);
         /* Over --max-body: 413. */
-        ck_assert_int_eq(post(f, base_url, "big.bin"), 413);
+        ck_assert_int_eq(post_refused(f, base_url, "big.bin"), 413);
         /* GET: 405. */
         snprintf(flags, sizeof flags, "%s -X GET", f);
         ck_assert_int_eq(post(flags, base_url, "empty.bin"), 405);
