@@ -305,8 +305,12 @@ int sf_options_set(sf_options_t *o, sf_opt_id opt, const char *value, sf_opt_sou
     }
     case SF_OPT_T_DURATION: {
         uint64_t v;
-        if ((rv = sf_duration_parse(value, &v, err, errlen)) != 0)
+        char why[160];
+        if ((rv = sf_duration_parse(value, &v, why, sizeof why)) != 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "bad duration '%.64s': %s", value, why);
             return rv;
+        }
         *(uint64_t *)field = v;
         break;
     }
