@@ -34,10 +34,14 @@ static int person(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
 static int greeting(char *buf, size_t size, const char *name, int32_t n)
 {
     switch (n) {
-    case 1: return snprintf(buf, size, "Welcome %s", name);
-    case 2: return snprintf(buf, size, "Nice to see you again %s", name);
-    case 3: return snprintf(buf, size, "Third time is a charm %s", name);
-    default: return snprintf(buf, size, "Nice to see you at the %d-nth time %s!", (int)n, name);
+    case 1:
+        return snprintf(buf, size, "Welcome %s", name);
+    case 2:
+        return snprintf(buf, size, "Nice to see you again %s", name);
+    case 3:
+        return snprintf(buf, size, "Third time is a charm %s", name);
+    default:
+        return snprintf(buf, size, "Nice to see you at the %d-nth time %s!", (int)n, name);
     }
 }
 

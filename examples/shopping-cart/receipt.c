@@ -23,8 +23,8 @@ int shop_receipt_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
         return SF_OK;
     }
     n++;
-    out = json_pack("{s:s, s:O, s:i}", "userId", sf_self(ctx)->id, "items", items, "receipt",
-                    (int)n);
+    out =
+        json_pack("{s:s, s:O, s:i}", "userId", sf_self(ctx)->id, "items", items, "receipt", (int)n);
     json_decref(m);
     text = out ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(out);

@@ -297,8 +297,8 @@ static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batc
 
 /* sf_functions_invoke_pb, restricted to the function |only| when it is set. */
 static int invoke_pb(const sf_functions_t *fns, const sf__function_t *only,
-                     const sf_pb_to_function_t *req, sf_arena_t *arena,
-                     sf_pb_from_function_t **out, const char **reason)
+                     const sf_pb_to_function_t *req, sf_arena_t *arena, sf_pb_from_function_t **out,
+                     const char **reason)
 {
     const sf_pb_batch_request_t *batch;
     const sf__function_t *fn;

@@ -43,12 +43,12 @@ struct sf_server_options_s {
 };
 
 struct sf_server_s {
-    const sf_functions_t *fns;  /* borrowed; outlives the server */
-    const sf_mem *mem;          /* the registry's allocator */
-    sf_http_server_t *http;     /* the transport's server */
-    sf_handler_t *handler;      /* decode arena and output buffer, reused per request */
-    char *path;                 /* the one accepted path, or NULL (any) when not per function */
-    char **fn_paths;            /* per function (template): fns->n paths, else NULL */
+    const sf_functions_t *fns; /* borrowed; outlives the server */
+    const sf_mem *mem;         /* the registry's allocator */
+    sf_http_server_t *http;    /* the transport's server */
+    sf_handler_t *handler;     /* decode arena and output buffer, reused per request */
+    char *path;                /* the one accepted path, or NULL (any) when not per function */
+    char **fn_paths;           /* per function (template): fns->n paths, else NULL */
     size_t n_fn_paths;
     sf_server_close_cb close_cb;
     void *close_user_data;
@@ -234,10 +234,14 @@ static int status_of(int err)
 {
     switch (err) {
     case SF_EPROTO:
-    case SF_EINVAL: return 400;
-    case SF_ENOTFOUND: return 404;
-    case SF_ETOOBIG: return 413;
-    default: return 500;
+    case SF_EINVAL:
+        return 400;
+    case SF_ENOTFOUND:
+        return 404;
+    case SF_ETOOBIG:
+        return 413;
+    default:
+        return 500;
     }
 }
 
@@ -460,7 +464,7 @@ int sf_serve(const sf_functions_t *fns, const sf_server_options_t *opts)
 {
     uv_loop_t loop;
     serve_t s;
-    int rv;
+    int rv, err;
 
     if (!fns || !opts)
         return SF_EINVAL;
@@ -469,16 +473,21 @@ int sf_serve(const sf_functions_t *fns, const sf_server_options_t *opts)
     if ((rv = uv_loop_init(&loop)) != 0)
         return sf_err_from_uv(rv);
     memset(&s, 0, sizeof s);
-    if ((rv = sf_server_start(&loop, fns, opts, &s.srv)) != 0) {
-        uv_loop_close(&loop);
-        return rv;
-    }
+    /* The signal handlers are armed before the server starts, so a signal
+     * sent as soon as the ready callback said "listening" stops it cleanly. */
     uv_signal_init(&loop, &s.sigint);
     uv_signal_init(&loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    err = sf_server_start(&loop, fns, opts, &s.srv);
+    if (err != 0) {
+        uv_close((uv_handle_t *)&s.sigint, NULL);
+        uv_close((uv_handle_t *)&s.sigterm, NULL);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     rv = uv_loop_close(&loop);
+    if (err != 0)
+        return err;
     return rv == 0 ? SF_OK : sf_err_from_uv(rv);
 }

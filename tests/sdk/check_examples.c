@@ -116,7 +116,10 @@ static void start_greeter(const char *const *extra)
     snprintf(base_url, sizeof base_url, "http://%s", addr);
 }
 
-static void setup(void) { tmpdir = sf_test_mkdtemp("sdkex"); }
+static void setup(void)
+{
+    tmpdir = sf_test_mkdtemp("sdkex");
+}
 
 static void teardown(void)
 {
@@ -138,8 +141,8 @@ static void encode(const char *text, const char *name)
     char in[512];
     snprintf(in, sizeof in, "%s/%s.txt", tmpdir, name);
     ck_assert_int_eq(sf_test_write_file(in, text, strlen(text)), 0);
-    ck_assert_int_eq(sf_test_sh("protoc --encode=%s -I '%s/protocol/proto' %s < '%s' > '%s/%s'",
-                                TO, sf_test_src(), RR, in, tmpdir, name),
+    ck_assert_int_eq(sf_test_sh("protoc --encode=%s -I '%s/protocol/proto' %s < '%s' > '%s/%s'", TO,
+                                sf_test_src(), RR, in, tmpdir, name),
                      0);
 }
 
