@@ -390,10 +390,11 @@ static void conn_arm(sf__hconn_t *c)
     sf_conn_set_timeout(c->conn, due > now ? due - now : 1);
 }
 
-/* Output is about to be queued: a write stall, if any, starts now. */
+/* Output is about to be queued: when nothing was waiting, a write stall, if
+ * any, starts now. */
 static void conn_note_write(sf__hconn_t *c)
 {
-    if (c->write_since_ms == 0 && c->conn && sf_conn_pending_out(c->conn) == 0) {
+    if (c->conn && sf_conn_pending_out(c->conn) == 0) {
         c->write_since_ms = now_ms(c->client);
         conn_arm(c);
     }
@@ -1182,9 +1183,13 @@ int sf_http_client_request(sf_http_client_t *client, const char *method, const s
     sf__hlist_push(&o->queue, &r->link);
     o->nqueued++;
 
+    /* Inside a response callback, the dispatch loop flushes once for all the
+     * requests its callbacks make; otherwise this request goes out now
+     * (conn.c still gathers everything of this loop turn into one write). */
     client->in_request++;
     origin_pump(o);
-    client_after(client);
+    if (!client->dispatching)
+        client_after(client);
     client->in_request--;
     return 0;
 }

@@ -5,6 +5,8 @@
 //
 //   node http_client_server.js http  <port|unix-path> [keepAliveTimeoutMs]
 //   node http_client_server.js raw   <port> <mode>
+//   node http_client_server.js h2    <port> [goawayAfter]
+//   node http_client_server.js https <port> <key.pem> <cert.pem>
 //
 // "http" is an HTTP/1.1-only server (node's http module: it answers the HTTP/2
 // preface with an error, which is what the client's auto mode must detect):
@@ -23,11 +25,23 @@
 //   hangup   closes every connection as soon as it is accepted
 //   eof      answers every request with an HTTP/1.1 200 body delimited by the close
 //
-// Both print one line on stdout once listening: "LISTENING <port or path>". Nothing
+// "h2" is node's HTTP/2 server over plaintext (prior knowledge):
+//   POST /echo        200 with the request body
+//   GET  /stats       200 JSON {"sessions": HTTP/2 connections seen}
+//   any  /reset       the stream is reset with INTERNAL_ERROR
+//   With goawayAfter = N, the first session sends GOAWAY once it has seen N
+//   streams (last stream id = the Nth), and refuses the streams after it.
+//
+// "https" is the "http" server over TLS; node offers ALPN "http/1.1" only (and
+// ends the handshake of a client that offers only "h2").
+//
+// All print one line on stdout once listening: "LISTENING <port or path>". Nothing
 // else is printed on stdout (the test closes its end of the pipe after that line).
 'use strict';
 
 const http = require('http');
+const http2 = require('http2');
+const https = require('https');
 const net = require('net');
 const fs = require('fs');
 
@@ -47,10 +61,10 @@ function listen(server) {
     }
 }
 
-function httpServer() {
+function httpServer(tls) {
     let connections = 0;
     let requests = 0;
-    const server = http.createServer((req, res) => {
+    const handler = (req, res) => {
         requests++;
         const url = new URL(req.url, 'http://x');
         const chunks = [];
@@ -94,8 +108,9 @@ function httpServer() {
                 res.end('not found');
             }
         });
-    });
-    server.on('connection', () => connections++);
+    };
+    const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+    server.on(tls ? 'secureConnection' : 'connection', () => connections++);
     if (extra)
         server.keepAliveTimeout = Number(extra);
     listen(server);
@@ -132,8 +147,51 @@ function rawServer(mode) {
     listen(server);
 }
 
+function h2Server(goawayAfter) {
+    let sessions = 0;
+    const server = http2.createServer();
+    server.on('session', (session) => {
+        session.sfIndex = sessions++;
+        session.sfStreams = 0;
+        session.sfLast = 0;
+        session.on('error', () => {});
+    });
+    server.on('stream', (stream, headers) => {
+        const session = stream.session;
+        stream.on('error', () => {});
+        session.sfStreams++;
+        if (session.sfLast && stream.id > session.sfLast) {
+            stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+            return;
+        }
+        if (goawayAfter && session.sfIndex === 0 && session.sfStreams === goawayAfter) {
+            session.sfLast = stream.id;
+            session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+        }
+        const chunks = [];
+        stream.on('data', (c) => chunks.push(c));
+        stream.on('end', () => {
+            const path = headers[':path'];
+            if (path === '/reset') {
+                stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+            } else if (path === '/stats') {
+                stream.respond({':status': 200, 'content-type': 'application/json'});
+                stream.end(JSON.stringify({sessions}));
+            } else {
+                stream.respond({':status': 200, 'x-test': headers['x-test'] || ''});
+                stream.end(Buffer.concat(chunks));
+            }
+        });
+    });
+    listen(server);
+}
+
 process.on('SIGTERM', () => process.exit(0));
 if (kind === 'http')
-    httpServer();
+    httpServer(null);
+else if (kind === 'https')
+    httpServer({key: fs.readFileSync(extra), cert: fs.readFileSync(process.argv[5])});
+else if (kind === 'h2')
+    h2Server(Number(extra || 0));
 else
     rawServer(extra);
