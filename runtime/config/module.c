@@ -1240,60 +1240,17 @@ static void unknown_kind(pctx_t *c, yaml_node_t *v, const char *kind)
         kind);
 }
 
-static void process_document(pctx_t *c, yaml_node_t *root)
+/*
+ * Binds one component: |kind| names it (a scalar node), |spec| is its spec
+ * (NULL when absent) and |spec_key| the key it hangs from.
+ */
+static void dispatch(pctx_t *c, yaml_node_t *kind, yaml_node_t *kind_key, yaml_node_t *spec,
+                     yaml_node_t *spec_key)
 {
-    yaml_node_t *kind_key = NULL, *kind, *spec, *runtime, *rt_key = NULL;
-    yaml_node_pair_t *p;
-    const char *ks;
     const kind_t *k = NULL;
+    const char *ks;
     size_t i;
 
-    c->spec_key = NULL;
-    if (is_null(root))
-        return; /* An empty document (a stray "---"): nothing to do. */
-    c->m->ndocuments++;
-    check_duplicate_keys(c);
-    if (root->type != YAML_MAPPING_NODE) {
-        ERR(c, root, "a module document must be a mapping with 'kind' and 'spec', got %s",
-            type_name(root));
-        return;
-    }
-    kind = map_get(c, root, "kind", &kind_key);
-    spec = map_get(c, root, "spec", &c->spec_key);
-    runtime = map_get(c, root, "runtime", &rt_key);
-
-    if (!kind) {
-        if (runtime) {
-            for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-                yaml_node_t *key = node_at(c, p->key);
-                if (key != rt_key)
-                    ERR(c, key, "a runtime document holds only 'runtime:' (unexpected '%s')",
-                        key && key->type == YAML_SCALAR_NODE ? sval(key) : "?");
-            }
-            c->kind = "runtime";
-            parse_runtime(c, rt_key, runtime, 1);
-            return;
-        }
-        if (map_get(c, root, "version", NULL) || map_get(c, root, "module", NULL)) {
-            yaml_node_t *ver = map_get(c, root, "version", NULL);
-            ERR(c, ver ? ver : root,
-                "this is the StateFun 2.x/3.0 module format (version:/module:); statefun-c reads "
-                "the kind/spec documents of StateFun 3.1 and later");
-            return;
-        }
-        ERR(c, root, "document has no 'kind' (expected kind: and spec:, or runtime:)");
-        return;
-    }
-    for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *key = node_at(c, p->key);
-        if (!key || key->type != YAML_SCALAR_NODE) {
-            ERR(c, key, "document keys must be names");
-            continue;
-        }
-        if (strcmp(sval(key), "kind") != 0 && strcmp(sval(key), "spec") != 0)
-            ERR(c, key, "unknown top-level field '%s' (a document has 'kind' and 'spec')",
-                sval(key));
-    }
     if (!get_string(c, kind, "kind", &ks))
         return;
     for (i = 0; i < SF_ARRAY_SIZE(kinds); i++) {
@@ -1315,8 +1272,8 @@ static void process_document(pctx_t *c, yaml_node_t *root)
         return;
     }
     c->kind = k->name;
+    c->spec_key = spec ? spec_key : kind_key;
     if (!spec) {
-        c->spec_key = kind_key;
         /* A playground ingress may rely on every default; others need a spec. */
         if (k->fn == parse_ingress || k->fn == parse_runtime) {
             k->fn(c, kind, NULL, k->version);
@@ -1326,6 +1283,202 @@ static void process_document(pctx_t *c, yaml_node_t *root)
         return;
     }
     k->fn(c, kind, spec, k->version);
+}
+
+/* Reports every key of mapping |map| that is not in the NULL-terminated |known|. */
+static void only_keys(pctx_t *c, yaml_node_t *map, const char *const *known, const char *what)
+{
+    yaml_node_pair_t *p;
+    size_t i;
+
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return;
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *key = node_at(c, p->key);
+        bool ok = false;
+
+        if (!key || key->type != YAML_SCALAR_NODE) {
+            ERR(c, key, "keys of %s must be names", what);
+            continue;
+        }
+        for (i = 0; known[i]; i++)
+            ok = ok || strcmp(sval(key), known[i]) == 0;
+        if (!ok)
+            ERR(c, key, "unknown field '%s' in %s", sval(key), what);
+    }
+}
+
+/*
+ * One list of the legacy format: items shaped {ITEM: {meta: {KINDKEY: kind,
+ * id: ...}, spec: {...}}}. Endpoints name their kind "http" (mapped to
+ * |http_kind|); ingresses and egresses use the kind names of today, or the
+ * older unversioned ones, which the kind table knows.
+ */
+static void legacy_list(pctx_t *c, yaml_node_t *list, const char *list_name, const char *item,
+                        const char *kind_field, const char *http_kind)
+{
+    static const char *const item_keys[] = {"meta", "spec", NULL};
+    yaml_node_item_t *it;
+
+    if (!list || is_null(list))
+        return;
+    if (list->type != YAML_SEQUENCE_NODE) {
+        ERR(c, list, "'%s' must be a list, got %s", list_name, type_name(list));
+        return;
+    }
+    for (it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++) {
+        yaml_node_t *entry = node_at(c, *it), *body, *meta, *kind, *kind_key = NULL;
+        yaml_node_t *spec, *spec_key = NULL;
+        char what[64];
+
+        body = map_get(c, entry, item, NULL);
+        if (!body || body->type != YAML_MAPPING_NODE) {
+            ERR(c, entry, "each item of '%s' must be '%s: {meta: ..., spec: ...}'", list_name,
+                item);
+            continue;
+        }
+        snprintf(what, sizeof what, "'%s'", item);
+        only_keys(c, body, item_keys, what);
+        meta = map_get(c, body, "meta", NULL);
+        kind = map_get(c, meta, kind_field, &kind_key);
+        if (!kind) {
+            ERR(c, meta ? meta : body, "'%s' has no meta.%s", item, kind_field);
+            continue;
+        }
+        spec = map_get(c, body, "spec", &spec_key);
+        if (http_kind && kind->type == YAML_SCALAR_NODE && strcmp(sval(kind), "http") == 0) {
+            /* The kind node's text cannot be changed; dispatch the mapped name. */
+            const kind_t *k = NULL;
+            size_t i;
+            for (i = 0; i < SF_ARRAY_SIZE(kinds); i++) {
+                if (strcmp(kinds[i].name, http_kind) == 0)
+                    k = &kinds[i];
+            }
+            SF_ASSERT(k != NULL);
+            c->kind = k->name;
+            c->spec_key = spec ? spec_key : kind_key;
+            if (!spec) {
+                ERR(c, kind_key, "endpoint has no 'spec'");
+                continue;
+            }
+            k->fn(c, kind, spec, k->version);
+            continue;
+        }
+        dispatch(c, kind, kind_key, spec, spec_key);
+    }
+}
+
+/*
+ * The StateFun 3.0 format, still read (deprecated) by StateFun 3.2:
+ *
+ *     version: "3.0"
+ *     module:
+ *       meta: {type: remote}
+ *       spec: {endpoints: [...], ingresses: [...], egresses: [...]}
+ *
+ * Its "http" endpoints are io.statefun.endpoints.v1/http ("3.1" files carry
+ * a v2 transport, so there they are v2). Older formats (1.0, 2.0) described
+ * functions one by one and are not read.
+ */
+static void process_legacy(pctx_t *c, yaml_node_t *root)
+{
+    static const char *const root_keys[] = {"version", "module", NULL};
+    static const char *const module_keys[] = {"meta", "spec", NULL};
+    static const char *const spec_keys[] = {"endpoints", "ingresses", "egresses", NULL};
+    yaml_node_t *version, *module, *meta, *type, *spec;
+    const char *v, *http_kind;
+
+    only_keys(c, root, root_keys, "a StateFun 3.0 module document");
+    version = map_get(c, root, "version", NULL);
+    module = map_get(c, root, "module", NULL);
+    if (!version || !get_string(c, version, "version", &v))
+        return;
+    if (strcmp(v, "3.0") == 0) {
+        http_kind = "io.statefun.endpoints.v1/http";
+    } else if (strcmp(v, "3.1") == 0) {
+        http_kind = "io.statefun.endpoints.v2/http";
+    } else {
+        ERR(c, version,
+            "module format version '%s' is not supported (statefun-c reads kind/spec documents "
+            "and the StateFun 3.0 format)",
+            v);
+        return;
+    }
+    WARN(c, version,
+         "the StateFun %s module format (version:/module:) is deprecated; kind/spec documents "
+         "replace it",
+         v);
+    if (!module || module->type != YAML_MAPPING_NODE) {
+        ERR(c, module ? module : root, "'module' must be a mapping with 'meta' and 'spec'");
+        return;
+    }
+    only_keys(c, module, module_keys, "'module'");
+    meta = map_get(c, module, "meta", NULL);
+    type = map_get(c, meta, "type", NULL);
+    if (type && (type->type != YAML_SCALAR_NODE || strcmp(sval(type), "remote") != 0)) {
+        ERR(c, type, "module.meta.type must be 'remote'");
+        return;
+    }
+    spec = map_get(c, module, "spec", NULL);
+    if (!spec || spec->type != YAML_MAPPING_NODE) {
+        ERR(c, spec ? spec : module, "'module.spec' must be a mapping");
+        return;
+    }
+    only_keys(c, spec, spec_keys, "'module.spec'");
+    legacy_list(c, map_get(c, spec, "endpoints", NULL), "endpoints", "endpoint", "kind", http_kind);
+    legacy_list(c, map_get(c, spec, "ingresses", NULL), "ingresses", "ingress", "type", NULL);
+    legacy_list(c, map_get(c, spec, "egresses", NULL), "egresses", "egress", "type", NULL);
+}
+
+static void process_document(pctx_t *c, yaml_node_t *root)
+{
+    yaml_node_t *kind_key = NULL, *kind, *spec, *spec_key = NULL, *runtime, *rt_key = NULL;
+    yaml_node_pair_t *p;
+
+    c->spec_key = NULL;
+    if (is_null(root))
+        return; /* An empty document (a stray "---"): nothing to do. */
+    c->m->ndocuments++;
+    check_duplicate_keys(c);
+    if (root->type != YAML_MAPPING_NODE) {
+        ERR(c, root, "a module document must be a mapping with 'kind' and 'spec', got %s",
+            type_name(root));
+        return;
+    }
+    kind = map_get(c, root, "kind", &kind_key);
+    spec = map_get(c, root, "spec", &spec_key);
+    runtime = map_get(c, root, "runtime", &rt_key);
+
+    if (!kind) {
+        if (runtime) {
+            for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+                yaml_node_t *key = node_at(c, p->key);
+                if (key != rt_key)
+                    ERR(c, key, "a runtime document holds only 'runtime:' (unexpected '%s')",
+                        key && key->type == YAML_SCALAR_NODE ? sval(key) : "?");
+            }
+            c->kind = "runtime";
+            parse_runtime(c, rt_key, runtime, 1);
+            return;
+        }
+        if (map_get(c, root, "version", NULL) || map_get(c, root, "module", NULL)) {
+            process_legacy(c, root);
+            return;
+        }
+        ERR(c, root, "document has no 'kind' (expected kind: and spec:, or runtime:)");
+        return;
+    }
+    for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *key = node_at(c, p->key);
+        if (!key || key->type != YAML_SCALAR_NODE) {
+            ERR(c, key, "document keys must be names");
+            continue;
+        }
+        if (strcmp(sval(key), "kind") != 0 && strcmp(sval(key), "spec") != 0)
+            ERR(c, key, "unknown top-level field '%s' (a document has 'kind' and 'spec')",
+                sval(key));
+    }
+    dispatch(c, kind, kind_key, spec, spec_key);
 }
 
 /* Registers |name| in the module's file list and returns the module's copy. */

@@ -22,9 +22,11 @@
  *       state-dir: /var/lib/statefun
  *       checkpoint-interval: 5s
  *
+ * The deprecated StateFun 3.0 format (`version: "3.0"` with `module:` and
+ * lists of endpoints, ingresses and egresses), which StateFun 3.2 still
+ * reads, is read too (with a warning): its "http" endpoints are v1 ones.
  * Kafka kinds (io.statefun.kafka[.v1]/ingress|egress) are reported as "not
- * yet supported", Kinesis kinds as not supported, the StateFun 3.0 format
- * (`version:`/`module:`) as an older format; anything else as unknown.
+ * yet supported", Kinesis kinds as not supported; anything else as unknown.
  * Unknown fields are errors, except the few that real StateFun files carry
  * and StateFun itself ignores (`maxRetries`): those are warnings.
  *

@@ -1014,7 +1014,8 @@ START_TEST(test_document_shapes)
                  "spec: {port: 1, port: 2}\n");
     EXPECT_ERR(&d, 4, "a module document must be a mapping with 'kind' and 'spec', got a list");
     EXPECT_ERR(&d, 6, "document has no 'kind'");
-    EXPECT_ERR(&d, 8, "StateFun 2.x/3.0 module format");
+    EXPECT_WARN(&d, 8, "the StateFun 3.0 module format (version:/module:) is deprecated");
+    EXPECT_ERR(&d, 10, "'module.spec' must be a mapping");
     EXPECT_ERR(&d, 12,
                "unknown kind 'IO.statefun.endpoints.v2/HTTP' (did you mean "
                "'io.statefun.endpoints.v2/http'?)");
@@ -1110,6 +1111,89 @@ START_TEST(test_duplicate_patterns_across_files)
                   "functions 'shop/cart' are already served by an endpoint at "
                   "a.yaml:5");
     EXPECT_NERRORS(&d, 2);
+    free_all(m, &d);
+}
+END_TEST
+
+START_TEST(test_legacy_format_file)
+{
+    const char *names[] = {"legacy-3.0.yaml"};
+    char *paths[1];
+    sf_diags_t d;
+    sf_module_t *m = load_files(&d, names, 1, paths);
+    const sf_endpoint_spec_t *e;
+
+    EXPECT_WARN_IN(&d, paths[0], 3, "deprecated");
+    EXPECT_ERR_IN(&d, paths[0], 20, "kind 'io.statefun.kafka/ingress' is not yet supported");
+    EXPECT_ERR_IN(&d, paths[0], 33, "kind 'io.statefun.kafka/egress' is not yet supported");
+    EXPECT_NERRORS(&d, 2);
+    ck_assert_uint_eq(m->nendpoints, 1);
+    e = &m->endpoints[0];
+    ck_assert_int_eq(e->version, 1);
+    ck_assert_int_eq(e->loc.line, 11); /* the meta.kind line */
+    ck_assert_str_eq(e->functions.ns, "legacy.fns");
+    ck_assert_uint_eq(e->call_timeout_ms, 120000);
+    free(paths[0]);
+    free_all(m, &d);
+}
+END_TEST
+
+START_TEST(test_legacy_format_inline)
+{
+    sf_diags_t d;
+    sf_module_t *m;
+
+    /* 3.1: the same shape, endpoints with a v2 transport; playground kinds work too. */
+    m = load(&d, "version: '3.1'\n"
+                 "module:\n"
+                 "  meta: {type: remote}\n"
+                 "  spec:\n"
+                 "    endpoints:\n"
+                 "      - endpoint:\n"
+                 "          meta: {kind: http}\n"
+                 "          spec:\n"
+                 "            functions: a/*\n"
+                 "            urlPathTemplate: http://h/\n"
+                 "            transport: {timeouts: {call: 10s}}\n"
+                 "    ingresses:\n"
+                 "      - ingress:\n"
+                 "          meta: {type: io.statefun.playground.v1/ingress, id: x/y}\n"
+                 "          spec: {port: 9000}\n");
+    ck_assert_uint_eq(d.nerrors, 0);
+    ck_assert_uint_eq(m->nendpoints, 1);
+    ck_assert_int_eq(m->endpoints[0].version, 2);
+    ck_assert_uint_eq(m->endpoints[0].call_timeout_ms, 10000);
+    ck_assert_uint_eq(m->ingress->port, 9000);
+    free_all(m, &d);
+
+    /* Older formats and malformed items. */
+    m = load(&d, "version: \"2.0\"\n"
+                 "module: {meta: {type: remote}, spec: {functions: []}}\n"
+                 "---\n"
+                 "version: \"3.0\"\n"
+                 "module:\n"
+                 "  meta: {type: embedded}\n"
+                 "  spec: {}\n"
+                 "---\n"
+                 "version: \"3.0\"\n"
+                 "module:\n"
+                 "  spec:\n"
+                 "    routers: []\n"
+                 "    endpoints:\n"
+                 "      - function: {}\n"
+                 "      - endpoint: {meta: {}}\n"
+                 "      - endpoint:\n"
+                 "          meta: {kind: grpc}\n"
+                 "          spec: {}\n"
+                 "    egresses: {a: b}\n");
+    EXPECT_ERR(&d, 1, "module format version '2.0' is not supported");
+    EXPECT_ERR(&d, 6, "module.meta.type must be 'remote'");
+    EXPECT_ERR(&d, 12, "unknown field 'routers' in 'module.spec'");
+    EXPECT_ERR(&d, 14, "each item of 'endpoints' must be 'endpoint: {meta: ..., spec: ...}'");
+    EXPECT_ERR(&d, 15, "'endpoint' has no meta.kind");
+    EXPECT_ERR(&d, 17, "unknown kind 'grpc'");
+    EXPECT_ERR(&d, 19, "'egresses' must be a list, got a mapping");
+    EXPECT_NERRORS(&d, 7);
     free_all(m, &d);
 }
 END_TEST
@@ -1213,6 +1297,8 @@ Suite *sf_runtime_module_suite(void)
     tcase_add_test(tc, test_document_shapes);
     tcase_add_test(tc, test_yaml_syntax_errors);
     tcase_add_test(tc, test_duplicate_patterns_across_files);
+    tcase_add_test(tc, test_legacy_format_file);
+    tcase_add_test(tc, test_legacy_format_inline);
     tcase_add_test(tc, test_lookup_most_specific);
     tcase_add_test(tc, test_url_for_and_summary);
     suite_add_tcase(s, tc);
