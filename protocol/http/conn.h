@@ -59,7 +59,12 @@ typedef struct sf_conn_callbacks_s {
      * connection is closed with SF_ETIMEDOUT instead.
      */
     void (*on_timeout)(sf_conn_t *conn);
-    /** Optional: all pending output has been handed to the kernel. */
+    /**
+     * Optional: output that had to wait for the socket (a uv_write was
+     * needed) has now all been handed to the kernel. Not called when a
+     * turn's output is taken by the kernel at once; check
+     * sf_conn_pending_out() for that.
+     */
     void (*on_drain)(sf_conn_t *conn);
     /**
      * The connection is closed and all its handles too. |reason| is the

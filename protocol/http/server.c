@@ -422,6 +422,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     hc->conn = conn;
+    /* The TLS handshake must complete within the read timeout. */
+    if (s->tls)
+        sf_conn_set_timeout(conn, s->read_timeout_ms);
 }
 
 /* ------------------------------------------------------------------------ */

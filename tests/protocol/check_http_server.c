@@ -515,7 +515,15 @@ START_TEST(test_server_tls_alpn)
     base_config(&cfg);
     cfg.tls_cert_file = cert_path;
     cfg.tls_key_file = key_path;
+    cfg.read_timeout_ms = 300;
     tsrv_start(&t, &cfg);
+    /* A client that never starts its handshake is dropped. */
+    {
+        char buf[64];
+        int fd = raw_connect(t.port);
+        ck_assert_uint_eq(raw_read_all(fd, buf, sizeof buf), 0);
+        close(fd);
+    }
     ck_assert_int_eq(capture(out, sizeof out, CURL "-k --http2 -d tls-h2 https://127.0.0.1:%u/x",
                              t.port),
                      0);
