@@ -310,6 +310,98 @@ START_TEST(test_server_start_failures)
 }
 END_TEST
 
+/* Allocation failures while starting a server leave nothing behind. */
+typedef struct {
+    long countdown;
+    long live;
+    long failures;
+} failmalloc_t;
+
+static bool fm_fail(failmalloc_t *fm)
+{
+    if (fm->countdown >= 0 && fm->countdown-- == 0) {
+        fm->failures++;
+        return true;
+    }
+    return false;
+}
+
+static void *fm_malloc(size_t n, void *ud)
+{
+    failmalloc_t *fm = ud;
+    void *p = fm_fail(fm) ? NULL : malloc(n);
+    fm->live += p != NULL;
+    return p;
+}
+
+static void fm_free(void *p, void *ud)
+{
+    failmalloc_t *fm = ud;
+    fm->live -= p != NULL;
+    free(p);
+}
+
+static void *fm_calloc(size_t m, size_t n, void *ud)
+{
+    failmalloc_t *fm = ud;
+    void *p = fm_fail(fm) ? NULL : calloc(m, n);
+    fm->live += p != NULL;
+    return p;
+}
+
+static void *fm_realloc(void *old, size_t n, void *ud)
+{
+    failmalloc_t *fm = ud;
+    void *p = fm_fail(fm) ? NULL : realloc(old, n);
+    fm->live += p != NULL && old == NULL;
+    return p;
+}
+
+START_TEST(test_server_start_failmalloc)
+{
+    failmalloc_t fm = {-1, 0, 0};
+    sf_mem mem = {&fm, fm_malloc, fm_free, fm_calloc, fm_realloc};
+    static const sf_value_spec_t specs[] = {SF_SPEC_INT("n")};
+    long n;
+
+    for (n = 0;; n++) {
+        uv_loop_t loop;
+        sf_functions_t *fns = NULL;
+        sf_server_options_t *o = NULL;
+        sf_server_t *srv = NULL;
+        int rv;
+
+        ck_assert_int_eq(uv_loop_init(&loop), 0);
+        fm.countdown = n;
+        fm.failures = 0;
+        rv = sf_functions_new(&mem, &fns);
+        if (rv == 0)
+            rv = sf_functions_bind(fns, "t.fns/count", count_fn, NULL, specs, 1);
+        if (rv == 0)
+            rv = sf_server_options_new(&mem, &o);
+        if (rv == 0)
+            rv = sf_server_options_set_listen(o, "127.0.0.1:0");
+        if (rv == 0)
+            rv = sf_server_options_set_path(o, "/fn/{function.name}");
+        if (rv == 0)
+            rv = sf_server_start(&loop, fns, o, &srv);
+        if (srv)
+            sf_server_close(srv, NULL, NULL);
+        ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        ck_assert_int_eq(uv_loop_close(&loop), 0);
+        sf_server_options_free(o);
+        sf_functions_free(fns);
+        ck_assert_int_eq(fm.live, 0);
+        if (fm.failures == 0) {
+            ck_assert_int_eq(rv, 0);
+            break;
+        }
+        ck_assert_msg(rv == SF_ENOMEM, "allocation %ld failed: got %d", n, rv);
+    }
+    ck_assert_int_gt(n, 5);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* sf_serve                                                                   */
 
@@ -389,6 +481,7 @@ Suite *sf_sdk_server_suite(void)
     tcase_add_test(tc, test_server_any_path);
     tcase_add_test(tc, test_server_paths);
     tcase_add_test(tc, test_server_start_failures);
+    tcase_add_test(tc, test_server_start_failmalloc);
     tcase_add_test(tc, test_serve_stops_on_sigterm);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
