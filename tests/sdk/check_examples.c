@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -646,6 +647,72 @@ START_TEST(test_embedded_greeter)
 }
 END_TEST
 
+/* Several threads run the same registry at once, each with its own handler. */
+typedef struct {
+    const module_t *m;
+    const uint8_t *req;
+    size_t len;
+    const uint8_t *want;
+    size_t want_len;
+    int mismatches;
+} thread_arg_t;
+
+static void *invoke_thread(void *ud)
+{
+    thread_arg_t *a = ud;
+    sf_handler_t *h;
+    const uint8_t *out;
+    size_t out_len;
+    int i;
+    if (a->m->abi->handler_new(a->m->fns, &h) != 0) {
+        a->mismatches = -1;
+        return NULL;
+    }
+    for (i = 0; i < 300; i++) {
+        if (a->m->abi->handler_invoke(h, a->req, a->len, &out, &out_len) != 0 ||
+            out_len != a->want_len || memcmp(out, a->want, out_len) != 0)
+            a->mismatches++;
+    }
+    a->m->abi->handler_free(h);
+    return NULL;
+}
+
+START_TEST(test_embedded_threads)
+{
+    module_t m;
+    sf_handler_t *h;
+    thread_arg_t args[4];
+    pthread_t t[4];
+    const uint8_t *out;
+    uint8_t *req, *want;
+    size_t len, want_len;
+    char path[512];
+    int i;
+
+    module_open(&m, "libgreeter.so");
+    encode(PERSON_EMPTY_TWICE, "pe.bin");
+    snprintf(path, sizeof path, "%s/pe.bin", tmpdir);
+    req = (uint8_t *)sf_test_read_file(path, &len);
+    ck_assert_ptr_nonnull(req);
+    ck_assert_int_eq(m.abi->handler_new(m.fns, &h), 0);
+    ck_assert_int_eq(m.abi->handler_invoke(h, req, len, &out, &want_len), 0);
+    want = malloc(want_len);
+    memcpy(want, out, want_len);
+    m.abi->handler_free(h);
+    for (i = 0; i < 4; i++) {
+        args[i] = (thread_arg_t){&m, req, len, want, want_len, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, invoke_thread, &args[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(args[i].mismatches, 0);
+    }
+    free(want);
+    free(req);
+    module_close(&m);
+}
+END_TEST
+
 /* Finds the JSON value of "key" in |json| (a string, or a number as text). */
 static void json_field(const char *json, const char *key, char *out, size_t size)
 {
@@ -812,6 +879,7 @@ Suite *sf_sdk_examples_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_embedded_greeter);
     tcase_add_test(tc, test_embedded_shopping_cart);
+    tcase_add_test(tc, test_embedded_threads);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
