@@ -219,16 +219,17 @@ void sf__hreq_finish(sf__hreq_t *r, int err)
     sf__hlist_push(&client->done, &r->link);
 }
 
-void sf__hreq_retry(sf__hreq_t *r, int err)
+void sf__hreq_retry(sf__hreq_t *r, int err, bool counts)
 {
     sf_http_client_t *client = r->client;
 
-    if (r->retries >= REQ_MAX_RETRIES || client->closing) {
+    if ((counts && r->retries >= REQ_MAX_RETRIES) || client->closing) {
         sf__hreq_finish(r, err);
         return;
     }
     req_detach(r);
-    r->retries++;
+    if (counts)
+        r->retries++;
     r->got_response = false;
     r->err = 0;
     sf__hreq_reset_response(r);
@@ -411,7 +412,7 @@ static void conn_fail_active(sf__hconn_t *c, int err)
          * answered: the peer closed it while idle, the request is safe to
          * send again. */
         if (c->version == 1 && c->nserved > 0 && !r->got_response && err == SF_ECONNRESET)
-            sf__hreq_retry(r, err);
+            sf__hreq_retry(r, err, true);
         else
             sf__hreq_finish(r, err);
     }
@@ -584,7 +585,7 @@ static void conn_assign(sf__hconn_t *c)
         /* This session ran out of stream ids: drain it, use another. */
         c->h2_goaway = true;
         c->state = SF__CONN_DRAINING;
-        sf__hreq_retry(r, rv);
+        sf__hreq_retry(r, rv, true);
     } else if (rv != 0) {
         sf__hreq_finish(r, rv);
         if (c->version == 1)

@@ -110,6 +110,7 @@ typedef struct sf__hreq_s {
     bool head;             /* a HEAD request: the response has no body */
     bool got_response;     /* some response byte arrived: never re-send */
     bool complete;         /* HTTP/2: the response ended (END_STREAM) */
+    bool h2_early;         /* HTTP/2: sent before the peer's first SETTINGS */
     sf_http_response_cb cb;
     void *user_data;
 
@@ -252,11 +253,13 @@ void sf__hreq_finish(sf__hreq_t *r, int err);
 
 /**
  * |r| was not processed by the peer (refused stream, GOAWAY beyond the last
- * stream, a reused keep-alive connection closed before any answer): puts it
- * back at the head of its origin's queue to be sent again, or finishes it
- * with |err| when it was retried too often already.
+ * stream id, a reused keep-alive connection closed before any answer): puts
+ * it back at the head of its origin's queue to be sent again, or finishes it
+ * with |err| when it was retried too often already. With |counts| false the
+ * retry is not counted (a stream refused because it was sent before the
+ * peer's SETTINGS told its concurrency limit).
  */
-void sf__hreq_retry(sf__hreq_t *r, int err);
+void sf__hreq_retry(sf__hreq_t *r, int err, bool counts);
 
 /** Appends one response header to |r|. Returns 0 or SF_ENOMEM / SF_ETOOBIG. */
 int sf__hreq_add_header(sf__hreq_t *r, const uint8_t *name, size_t namelen,

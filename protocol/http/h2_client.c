@@ -145,7 +145,9 @@ static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t erro
     else if (r->complete && r->status >= 200)
         sf__hreq_finish(r, 0);
     else if (error_code == NGHTTP2_REFUSED_STREAM && !r->got_response)
-        sf__hreq_retry(r, SF_ECONNRESET);
+        /* Not processed. Streams sent before the peer's SETTINGS may simply
+         * have exceeded a limit we did not know yet: that costs no retry. */
+        sf__hreq_retry(r, SF_ECONNRESET, !r->h2_early);
     else if (error_code == NGHTTP2_PROTOCOL_ERROR || error_code == NGHTTP2_FRAME_SIZE_ERROR ||
              error_code == NGHTTP2_COMPRESSION_ERROR || error_code == NGHTTP2_NO_ERROR)
         /* NO_ERROR without a complete response means the peer ended the
@@ -405,6 +407,7 @@ int sf__h2_submit(sf__hconn_t *c, sf__hreq_t *r)
         return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? SF_ECONNRESET : from_ng(id);
     r->stream_id = id;
     r->version = 2;
+    r->h2_early = !c->h2_settings_seen;
     sf__hconn_mark_dirty(c);
     return 0;
 }

@@ -478,6 +478,21 @@ START_TEST(test_h2c_few_streams_and_limit)
     ck_assert_int_eq(res[0].status, 200);
 
     close_client(c);
+
+    /* No cap of ours: the first requests go out before the peer's SETTINGS
+     * (assuming 100 streams); those it refuses are sent again, the rest
+     * respect its limit of 3. */
+    cfg.h2_max_concurrent_streams = 0;
+    c = new_client(&cfg);
+    ndone = 0;
+    for (i = 0; i < 50; i++)
+        ck_assert_int_eq(send_req(c, "GET", &get, NULL, &res[i]), 0);
+    run_until(&ndone, 50, 20000);
+    for (i = 0; i < 50; i++) {
+        ck_assert_int_eq(res[i].err, 0);
+        ck_assert_int_eq(res[i].status, 200);
+    }
+    close_client(c);
     sf_http_url_dispose(&get, NULL);
     sf_http_url_dispose(&big, NULL);
 }
