@@ -17,6 +17,18 @@
 
 #include "sf_sdk_int.h"
 
+/*
+ * Remembers that the batch lost something for lack of memory: the batch then
+ * fails with SF_ENOMEM even if the callback ignored the error, because a
+ * silently dropped message or state write would break exactly-once.
+ */
+static int note(sf_ctx_t *ctx, int rv)
+{
+    if (rv == SF_ENOMEM && ctx)
+        ctx->out_of_memory = true;
+    return rv;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Addresses and the message                                                  */
 
@@ -131,7 +143,7 @@ int sf_message_as_string(const sf_message_t *msg, const char **s, size_t *len)
         return SF_EINVAL;
     if (strcmp(msg->type_name, SF_TYPE_STRING) != 0)
         return SF_EINVAL;
-    return decode_string(msg->ctx->arena, msg->data, msg->len, s, len);
+    return note(msg->ctx, decode_string(msg->ctx->arena, msg->data, msg->len, s, len));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -259,7 +271,7 @@ int sf_storage_get_string(sf_ctx_t *ctx, const char *name, const char **str, siz
         return SF_EINVAL;
     if (!s->has_value)
         return SF_EMPTY;
-    return decode_string(ctx->arena, s->data, s->len, str, len);
+    return note(ctx, decode_string(ctx->arena, s->data, s->len, str, len));
 }
 
 static void slot_store(sf__slot_t *s, const uint8_t *data, size_t len)
@@ -280,7 +292,7 @@ int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len
     if (!data && len)
         return SF_EINVAL;
     if (!(copy = sf_arena_alloc(ctx->arena, len)))
-        return SF_ENOMEM;
+        return note(ctx, SF_ENOMEM);
     if (len)
         memcpy(copy, data, len);
     slot_store(s, copy, len);
@@ -297,7 +309,7 @@ int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len
         if (rv != 0)                                                                               \
             return rv;                                                                             \
         if ((rv = pack_##fn(ctx->arena, v, &d, &n)) != 0)                                          \
-            return rv;                                                                             \
+            return note(ctx, rv);                                                                  \
         slot_store(s, d, n);                                                                       \
         return SF_OK;                                                                              \
     }
@@ -317,7 +329,7 @@ int sf_storage_set_string(sf_ctx_t *ctx, const char *name, const char *str, size
     if (rv != 0)
         return rv;
     if ((rv = pack_string(ctx->arena, str, len, &d, &n)) != 0)
-        return rv;
+        return note(ctx, rv);
     slot_store(s, d, n);
     return SF_OK;
 }
@@ -404,7 +416,7 @@ static int send_message(sf_ctx_t *ctx, const char *type, const char *id, const c
 int sf_send(sf_ctx_t *ctx, const char *type, const char *id, const char *type_name,
             const void *data, size_t len)
 {
-    return send_message(ctx, type, id, type_name, data, len, false);
+    return note(ctx, send_message(ctx, type, id, type_name, data, len, false));
 }
 
 #define SEND_TYPED(fn, ctype, tname)                                                               \
@@ -416,8 +428,8 @@ int sf_send(sf_ctx_t *ctx, const char *type, const char *id, const char *type_na
         if (!ctx)                                                                                  \
             return SF_EINVAL;                                                                      \
         if ((rv = pack_##fn(ctx->arena, v, &d, &n)) != 0)                                          \
-            return rv;                                                                             \
-        return send_message(ctx, type, id, tname, d, n, true);                                     \
+            return note(ctx, rv);                                                                  \
+        return note(ctx, send_message(ctx, type, id, tname, d, n, true));                          \
     }
 
 SEND_TYPED(bool, bool, SF_TYPE_BOOL)
@@ -434,8 +446,8 @@ int sf_send_string(sf_ctx_t *ctx, const char *type, const char *id, const char *
     if (!ctx || !s)
         return SF_EINVAL;
     if ((rv = pack_string(ctx->arena, s, strlen(s), &d, &n)) != 0)
-        return rv;
-    return send_message(ctx, type, id, SF_TYPE_STRING, d, n, true);
+        return note(ctx, rv);
+    return note(ctx, send_message(ctx, type, id, SF_TYPE_STRING, d, n, true));
 }
 
 static int send_delayed(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const char *id,
@@ -465,7 +477,8 @@ int sf_send_after(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const char 
                   const char *cancellation_token, const char *type_name, const void *data,
                   size_t len)
 {
-    return send_delayed(ctx, delay_ms, type, id, cancellation_token, type_name, data, len, false);
+    return note(ctx, send_delayed(ctx, delay_ms, type, id, cancellation_token, type_name, data, len,
+                                  false));
 }
 
 int sf_send_after_string(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const char *id,
@@ -477,8 +490,9 @@ int sf_send_after_string(sf_ctx_t *ctx, int64_t delay_ms, const char *type, cons
     if (!ctx || !s)
         return SF_EINVAL;
     if ((rv = pack_string(ctx->arena, s, strlen(s), &d, &n)) != 0)
-        return rv;
-    return send_delayed(ctx, delay_ms, type, id, cancellation_token, SF_TYPE_STRING, d, n, true);
+        return note(ctx, rv);
+    return note(
+        ctx, send_delayed(ctx, delay_ms, type, id, cancellation_token, SF_TYPE_STRING, d, n, true));
 }
 
 int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token)
@@ -488,14 +502,14 @@ int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token)
     if (!ctx || !cancellation_token || !*cancellation_token)
         return SF_EINVAL;
     if (!(d = sf_arena_alloc(ctx->arena, sizeof *d)))
-        return SF_ENOMEM;
+        return note(ctx, SF_ENOMEM);
     *d = init;
     d->is_cancellation_request = 1;
     d->cancellation_token =
         sf_arena_strndup(ctx->arena, cancellation_token, strlen(cancellation_token));
     if (!d->cancellation_token)
-        return SF_ENOMEM;
-    return sf__vec_push(ctx->arena, &ctx->delayed, d);
+        return note(ctx, SF_ENOMEM);
+    return note(ctx, sf__vec_push(ctx->arena, &ctx->delayed, d));
 }
 
 static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
@@ -521,7 +535,7 @@ static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name,
 int sf_send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
                    size_t len)
 {
-    return send_egress(ctx, egress, type_name, data, len, false);
+    return note(ctx, send_egress(ctx, egress, type_name, data, len, false));
 }
 
 int sf_send_egress_playground(sf_ctx_t *ctx, const char *egress, const char *topic,
@@ -557,7 +571,7 @@ out:
     json_decref(rec);
     json_decref(jtopic);
     json_decref(jpayload);
-    return rv;
+    return note(ctx, rv);
 }
 
 int sf_send_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic, const char *key,
@@ -575,6 +589,6 @@ int sf_send_egress_kafka(sf_ctx_t *ctx, const char *egress, const char *topic, c
     rec.value_bytes.data = (uint8_t *)value;
     rec.value_bytes.len = value_len;
     if ((rv = arena_pack(ctx->arena, &rec.base, &d, &n)) != 0)
-        return rv;
-    return send_egress(ctx, egress, SF_TYPE_KAFKA_PRODUCER_RECORD, d, n, true);
+        return note(ctx, rv);
+    return note(ctx, send_egress(ctx, egress, SF_TYPE_KAFKA_PRODUCER_RECORD, d, n, true));
 }

@@ -282,8 +282,8 @@ static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batc
             memset(&ctx.caller, 0, sizeof ctx.caller);
         }
         rv = fn->cb(&ctx, &msg, fn->user_data);
-        if (rv != 0) {
-            if (rv == SF_ENOMEM) {
+        if (rv != 0 || ctx.out_of_memory) {
+            if (rv == SF_ENOMEM || ctx.out_of_memory) {
                 *reason = "out of memory in function";
                 return SF_ENOMEM;
             }

@@ -75,6 +75,7 @@ struct sf_ctx_s {
     sf__vec_t messages;       /* sf_pb_from_invocation_t *, in order sent */
     sf__vec_t delayed;        /* sf_pb_delayed_invocation_t * (incl. cancellations) */
     sf__vec_t egresses;       /* sf_pb_egress_message_t * */
+    bool out_of_memory;       /* an SDK call of this batch failed with SF_ENOMEM */
 };
 
 /** The message of one invocation, as a callback sees it. */

@@ -915,9 +915,26 @@ static int busy_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     return 0;
 }
 
+/* Like busy_fn, but ignores every error: the SDK must still fail the batch
+ * when something was lost for lack of memory. */
+static int careless_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
+{
+    char big[1000];
+    int32_t n = 0;
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    sf_storage_get_int(ctx, "n", &n);
+    sf_storage_set_int(ctx, "n", n + 1);
+    sf_send_string(ctx, "t.fns/peer", sf_self(ctx)->id, big);
+    sf_send_after_string(ctx, 10, "t.fns/peer", "y", "tok", "later");
+    sf_send_egress_playground(ctx, NULL, "topic", "payload", 7);
+    return 0;
+}
+
 /* One whole scenario with allocator |mem|: registry, handler, a request
  * missing state, then a complete batch. Returns the first error or 0. */
-static int failmalloc_scenario(const sf_mem *mem, const sf_buf_t *missing, const sf_buf_t *full)
+static int failmalloc_scenario(const sf_mem *mem, const sf_buf_t *missing, const sf_buf_t *full,
+                               const sf_buf_t *careless)
 {
     static const sf_value_spec_t specs[] = {
         SF_SPEC_INT("n"),
@@ -935,11 +952,20 @@ static int failmalloc_scenario(const sf_mem *mem, const sf_buf_t *missing, const
         goto out;
     if ((rv = sf_functions_bind(fns, "t.fns/other", noop_fn, NULL, specs, 1)) != 0)
         goto out;
+    if ((rv = sf_functions_bind(fns, "t.fns/careless", careless_fn, NULL, specs, 2)) != 0)
+        goto out;
     if ((rv = sf_handler_new(fns, &inv)) != 0)
         goto out;
     if ((rv = sf_handler_invoke(inv, missing->base, missing->len, &out, &out_len)) != 0)
         goto out;
-    rv = sf_handler_invoke(inv, full->base, full->len, &out, &out_len);
+    if ((rv = sf_handler_invoke(inv, full->base, full->len, &out, &out_len)) != 0)
+        goto out;
+    /* A fresh handler, so that the careless batch allocates arena chunks
+     * while the callbacks run. */
+    sf_handler_free(inv);
+    if ((rv = sf_handler_new(fns, &inv)) != 0)
+        goto out;
+    rv = sf_handler_invoke(inv, careless->base, careless->len, &out, &out_len);
 out:
     sf_handler_free(inv);
     sf_functions_free(fns);
@@ -950,7 +976,7 @@ START_TEST(test_failmalloc_every_allocation)
 {
     failmalloc_t fm = {-1, 0, 0};
     sf_mem mem = {&fm, fm_malloc, fm_free, fm_calloc, fm_realloc};
-    sf_buf_t missing, full;
+    sf_buf_t missing, full, careless;
     long n;
     req_t r;
 
@@ -970,9 +996,16 @@ START_TEST(test_failmalloc_every_allocation)
     }
     req_pack(&r, &full);
     req_dispose(&r);
+    req_init(&r, "t.fns", "careless", "bob");
+    req_state_int(&r, "n", 1);
+    req_state(&r, "s", SF_TYPE_STRING, NULL);
+    for (n = 0; n < 15; n++)
+        req_invoke_string(&r, NULL, "x");
+    req_pack(&r, &careless);
+    req_dispose(&r);
 
     /* Without failures it works. */
-    ck_assert_int_eq(failmalloc_scenario(&mem, &missing, &full), 0);
+    ck_assert_int_eq(failmalloc_scenario(&mem, &missing, &full, &careless), 0);
     ck_assert_int_eq(fm.live, 0);
 
     /* Fail the Nth allocation for every N until a run sees no failure. */
@@ -980,7 +1013,7 @@ START_TEST(test_failmalloc_every_allocation)
         int rv;
         fm.countdown = n;
         fm.failures = 0;
-        rv = failmalloc_scenario(&mem, &missing, &full);
+        rv = failmalloc_scenario(&mem, &missing, &full, &careless);
         ck_assert_int_eq(fm.live, 0);
         if (fm.failures == 0) {
             ck_assert_int_eq(rv, 0);
@@ -991,6 +1024,7 @@ START_TEST(test_failmalloc_every_allocation)
     ck_assert_int_gt(n, 10);
     sf_buf_dispose(&missing);
     sf_buf_dispose(&full);
+    sf_buf_dispose(&careless);
 }
 END_TEST
 
