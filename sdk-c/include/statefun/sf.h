@@ -172,7 +172,9 @@ typedef struct sf_value_spec_s {
  * Return 0 on success. Any other value fails the whole batch: nothing of it
  * takes effect and the runtime retries it (HTTP 500 when served remotely).
  * Returning SF_ENOMEM (for instance passed on from sf_send) is reported as
- * SF_ENOMEM; any other failure as SF_EFUNCTION.
+ * SF_ENOMEM; any other failure as SF_EFUNCTION. A batch in which any SDK call
+ * failed with SF_ENOMEM fails with SF_ENOMEM even if the callback returned 0,
+ * so nothing sent or written is silently lost.
  */
 typedef int (*sf_function_cb)(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data);
 
