@@ -9,8 +9,11 @@
  *
  * Limits: more header bytes than max_header_bytes -> 431; a content-length
  * or DATA beyond max_body_bytes -> 413. An error answer may go out before
- * the client finished its upload; the stream is then reset with NO_ERROR
- * once the answer is sent (RFC 9113 section 8.1).
+ * the client finished its upload. The rest of the upload is then read and
+ * dropped up to another max_body_bytes, and only beyond that is the stream
+ * reset with NO_ERROR (RFC 9113 section 8.1): some clients (curl 7.88) drop
+ * a complete response when that reset overtakes their upload, so the
+ * common case of a modest overshoot ends without one.
  *
  * Threading: loop thread only.
  */
@@ -279,6 +282,22 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return 0;
 }
 
+/* After an early error answer has been sent in full: once the client has
+ * uploaded another max_body_bytes (at least 64 KiB) for nothing, tell it to
+ * stop with RST_STREAM(NO_ERROR). */
+static void maybe_reset(nghttp2_session *session, sf_http_request_t *req, int32_t stream_id)
+{
+    size_t limit = req->hc->server->max_body_bytes;
+
+    if (limit < 65536)
+        limit = 65536;
+    if (!req->resp_done || req->reset_sent || req->discarded <= limit ||
+        nghttp2_session_get_stream_remote_close(session, stream_id) != 0)
+        return;
+    req->reset_sent = true;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+}
+
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                               const uint8_t *data, size_t len, void *ud)
 {
@@ -286,6 +305,11 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     sf_http_request_t *req = stream_req(session, stream_id);
 
     (void)flags;
+    if (req && req->discard) {
+        req->discarded += len;
+        maybe_reset(session, req, stream_id);
+        return 0;
+    }
     if (!req || req->state != SF__SREQ_RECEIVING || req->err_status)
         return 0;
     if (req->body.len + len > hc->server->max_body_bytes) {
@@ -327,14 +351,17 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
+    sf_http_request_t *req;
+
     (void)ud;
-    /* Our answer ended the stream before the client's upload did: tell the
-     * client to stop sending. */
-    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                  NGHTTP2_NO_ERROR);
+    if ((frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    req = stream_req(session, frame->hd.stream_id);
+    if (req && req->discard) {
+        req->resp_done = true;
+        maybe_reset(session, req, frame->hd.stream_id);
+    }
     return 0;
 }
 

@@ -68,6 +68,8 @@ sf_http_request_t *sf__sreq_get(sf__sconn_t *hc)
     req->nhdrs = 0;
     req->header_bytes = 0;
     req->keep_alive = req->close_after = req->head = req->discard = req->http10 = false;
+    req->resp_done = req->reset_sent = false;
+    req->discarded = 0;
     req->err_status = 0;
     req->err_text = NULL;
     req->resp_body_off = req->resp_sent = 0;

@@ -72,6 +72,9 @@ struct sf_http_request_s {
     bool head;              /* HEAD: no response body */
     bool http10;            /* HTTP/1.0 request */
     bool discard;           /* HTTP/2: already answered with an error; drop DATA */
+    bool resp_done;         /* HTTP/2: our END_STREAM went out */
+    bool reset_sent;        /* HTTP/2: RST_STREAM(NO_ERROR) submitted */
+    size_t discarded;       /* HTTP/2: upload bytes dropped after an early answer */
     int err_status;         /* a limit was hit: answer this status */
     const char *err_text;
 

@@ -7,7 +7,7 @@
  * asynchronous responses.
  *
  *   http_server_echo [--listen HOST:PORT] [--unix PATH] [--tls CERT KEY]
- *                    [--max-streams N]
+ *                    [--max-streams N] [--max-body BYTES]
  *
  * Prints "listening PORT" on stdout once ready; SIGTERM or SIGINT closes the
  * server and exits 0. Single-threaded: everything runs on one uv loop.
@@ -118,12 +118,14 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             cfg.tls_cert_file = argv[++i];
             cfg.tls_key_file = argv[++i];
+        } else if (strcmp(argv[i], "--max-body") == 0 && i + 1 < argc) {
+            cfg.max_body_bytes = (size_t)atol(argv[++i]);
         } else if (strcmp(argv[i], "--max-streams") == 0 && i + 1 < argc) {
             cfg.h2_max_concurrent_streams = (uint32_t)atoi(argv[++i]);
         } else {
             fprintf(stderr,
                     "usage: %s [--listen HOST:PORT] [--unix PATH] [--tls CERT KEY] "
-                    "[--max-streams N]\n",
+                    "[--max-streams N] [--max-body BYTES]\n",
                     argv[0]);
             return 2;
         }
