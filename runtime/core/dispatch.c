@@ -1,0 +1,867 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The per-worker dispatcher (see dispatch.h): activations, batches,
+ * invocation of remote and embedded functions, applying replies, retries
+ * and delayed messages. Worker thread only.
+ */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sf_http.h"
+#include "sf_proto.h"
+#include "xalloc.h"
+
+/* A registered state spec of a function type, learned from the function. */
+typedef struct spec_s {
+    char *name;
+    char *type_name;
+    sf_state_ttl_mode mode;
+    int64_t ttl_ms;
+} spec_t;
+
+typedef struct wctx_s wctx_t;
+
+/* A function type as one worker sees it. */
+typedef struct fn_s {
+    sf_actmap_node_t node; /* key: "ns/type" */
+    char *name;
+    char *ns, *type;
+    const sf_endpoint_spec_t *ep;     /* remote, or NULL */
+    size_t ep_index;
+    sf_http_url_t url;                /* remote */
+    const sf_embedded_t *lib;         /* embedded, or NULL */
+    uint32_t max_batch;
+    spec_t *specs;
+    size_t nspecs;
+    sf_fn_metrics_t *metrics;
+} fn_t;
+
+/* An address with work: a batch in flight, a backlog or a retry pending. */
+typedef struct act_s {
+    sf_actmap_node_t node; /* key: the address string */
+    char *addr;
+    size_t addr_len;
+    sf_addr_t parts;
+    char *ns, *type, *id;  /* NUL-terminated copies for the protocol structs */
+    uint16_t kg;
+    fn_t *fn;
+    wctx_t *wc;
+    sf_msg_fifo_t backlog;
+    sf_msg_fifo_t batch;   /* in flight (or waiting for a retry) */
+    bool inflight;         /* a request is outstanding */
+    bool blocked;          /* counted in the key group's blocked flag */
+    uint32_t attempts;
+    uint64_t chain_start_ms;
+    uint64_t sent_at_us;
+    uv_timer_t *retry;
+} act_t;
+
+struct wctx_s {
+    sf_worker_t *w;
+    sf_rt_t *rt;
+    sf_actmap_t acts;
+    sf_actmap_t fns;
+    sf_http_client_t **clients; /* [mod->nendpoints], created on first use */
+    bool *unhealthy;            /* [mod->nendpoints]: this worker reported it */
+    sf_state_batch_t *batch;
+    sf_buf_t vbuf;
+    sf_buf_t reqbuf;
+    sf_buf_t msgbuf;
+    sf_arena_t req_arena;       /* the ToFunction being built */
+    sf_arena_t resp_arena;      /* the FromFunction being applied */
+    uv_timer_t timer;           /* delayed messages */
+    int64_t timer_at;           /* wall ms the timer is armed for; 0: not armed */
+    sf_msg_fifo_t routed;       /* outgoing messages of the reply being applied */
+    sf_msg_fifo_t egress;       /* egress records of the reply being applied */
+    int pending_closes;
+    bool stopping;
+};
+
+static void send_batch(act_t *a);
+static void start_batch(act_t *a);
+
+static uint64_t mono_us(void) { return uv_hrtime() / 1000; }
+
+/* ------------------------------------------------------------------------ */
+/* Function types                                                             */
+
+static fn_t *fn_lookup(wctx_t *wc, const sf_addr_t *p)
+{
+    char name[512];
+    size_t len = p->ns_len + 1 + p->type_len;
+    uint64_t h;
+    sf_actmap_node_t *n;
+    sf_fn_binding_t b;
+    fn_t *fn;
+
+    if (len >= sizeof name)
+        return NULL;
+    memcpy(name, p->ns, p->ns_len);
+    name[p->ns_len] = '/';
+    memcpy(name + p->ns_len + 1, p->type, p->type_len);
+    name[len] = '\0';
+    h = sf_actmap_hash(name, len);
+    if ((n = sf_actmap_get(&wc->fns, name, len, h)) != NULL)
+        return sf_container_of(n, fn_t, node);
+
+    fn = sf_xcalloc(1, sizeof *fn);
+    fn->name = sf_xstrndup(name, len);
+    fn->ns = sf_xstrndup(p->ns, p->ns_len);
+    fn->type = sf_xstrndup(p->type, p->type_len);
+    fn->node.key = fn->name;
+    fn->node.key_len = len;
+    fn->node.hash = h;
+    fn->max_batch = SF_ENDPOINT_DEFAULT_MAX_BATCH;
+    memset(&b, 0, sizeof b);
+    if (sf_module_find_function(wc->rt->mod, fn->ns, fn->type, &b) == 0) {
+        if (b.endpoint) {
+            char *url = sf_endpoint_url_for(b.endpoint, fn->type);
+            fn->ep = b.endpoint;
+            fn->ep_index = (size_t)(b.endpoint - wc->rt->mod->endpoints);
+            fn->max_batch = b.endpoint->max_num_batch_requests;
+            if (sf_http_url_parse(url, NULL, &fn->url) != 0) {
+                sf_log_error("function %s: bad endpoint URL %s", name, url);
+                fn->ep = NULL;
+            }
+            free(url);
+        } else if (b.embedded) {
+            fn->lib = wc->rt->embedded[b.embedded - wc->rt->mod->embedded];
+        }
+    }
+    fn->metrics = sf_rt_fn_metrics(wc->rt, name);
+    sf_actmap_put(&wc->fns, &fn->node);
+    return fn;
+}
+
+static void fn_free(sf_actmap_node_t *n, void *ud)
+{
+    fn_t *fn = sf_container_of(n, fn_t, node);
+    size_t i;
+    (void)ud;
+    for (i = 0; i < fn->nspecs; i++) {
+        free(fn->specs[i].name);
+        free(fn->specs[i].type_name);
+    }
+    free(fn->specs);
+    if (fn->ep)
+        sf_http_url_dispose(&fn->url, NULL);
+    free(fn->name);
+    free(fn->ns);
+    free(fn->type);
+    free(fn);
+}
+
+static spec_t *fn_spec(fn_t *fn, const char *name)
+{
+    size_t i;
+    for (i = 0; i < fn->nspecs; i++)
+        if (strcmp(fn->specs[i].name, name) == 0)
+            return &fn->specs[i];
+    return NULL;
+}
+
+/* Registers the specs of an IncompleteInvocationContext. */
+static void fn_register(fn_t *fn, act_t *a, const sf_pb_incomplete_context_t *ic)
+{
+    size_t i;
+    for (i = 0; i < ic->n_missing_values; i++) {
+        const sf_pb_value_spec_t *s = ic->missing_values[i];
+        const char *tn = s->type_typename ? s->type_typename : "";
+        spec_t *cur;
+        if (!s->state_name || !*s->state_name)
+            continue;
+        if ((cur = fn_spec(fn, s->state_name)) != NULL) {
+            if (strcmp(cur->type_name, tn) != 0)
+                sf_log_error("address %s: state '%s' was registered with type %s; the function "
+                             "now declares %s (kept %s)",
+                             a->addr, s->state_name, cur->type_name, tn, cur->type_name);
+            continue;
+        }
+        fn->specs = sf_xrealloc(fn->specs, (fn->nspecs + 1) * sizeof *fn->specs);
+        cur = &fn->specs[fn->nspecs++];
+        cur->name = sf_xstrdup(s->state_name);
+        cur->type_name = sf_xstrdup(tn);
+        cur->mode = SF_STATE_TTL_NONE;
+        cur->ttl_ms = 0;
+        if (s->expiration_spec && s->expiration_spec->mode != SF_PB_EXPIRE_NONE &&
+            s->expiration_spec->expire_after_millis > 0) {
+            cur->mode = s->expiration_spec->mode == SF_PB_EXPIRE_AFTER_INVOKE
+                            ? SF_STATE_TTL_AFTER_INVOKE
+                            : SF_STATE_TTL_AFTER_WRITE;
+            cur->ttl_ms = s->expiration_spec->expire_after_millis;
+        }
+        sf_log_debug("function %s: registered state '%s' (%s)", fn->name, cur->name,
+                     cur->type_name);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Activations                                                                */
+
+static void set_blocked(act_t *a, bool blocked)
+{
+    if (a->blocked == blocked)
+        return;
+    a->blocked = blocked;
+    atomic_fetch_add(&a->wc->rt->blocked_kg[a->kg], blocked ? 1u : (uint32_t)-1);
+    atomic_fetch_add(&a->fn->metrics->blocked, blocked ? 1 : -1);
+}
+
+static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
+{
+    uint64_t h = sf_actmap_hash(addr, len);
+    sf_actmap_node_t *n = sf_actmap_get(&wc->acts, addr, len, h);
+    act_t *a;
+    if (n)
+        return sf_container_of(n, act_t, node);
+    a = sf_xcalloc(1, sizeof *a);
+    a->addr = sf_xstrndup(addr, len);
+    a->addr_len = len;
+    sf_addr_parse(a->addr, len, &a->parts);
+    a->ns = sf_xstrndup(a->parts.ns, a->parts.ns_len);
+    a->type = sf_xstrndup(a->parts.type, a->parts.type_len);
+    a->id = sf_xstrndup(a->parts.id, a->parts.id_len);
+    a->kg = kg;
+    a->wc = wc;
+    sf_msg_fifo_init(&a->backlog);
+    sf_msg_fifo_init(&a->batch);
+    a->node.key = a->addr;
+    a->node.key_len = len;
+    a->node.hash = h;
+    a->fn = fn_lookup(wc, &a->parts);
+    sf_actmap_put(&wc->acts, &a->node);
+    return a;
+}
+
+static void on_timer_closed(uv_handle_t *h) { free(h); }
+
+static void act_free(act_t *a)
+{
+    if (a->fn)
+        atomic_fetch_sub(&a->fn->metrics->backlog, (int64_t)a->backlog.count);
+    if (a->fn)
+        set_blocked(a, false);
+    sf_msg_fifo_clear(&a->backlog);
+    sf_msg_fifo_clear(&a->batch);
+    if (a->retry)
+        uv_close((uv_handle_t *)a->retry, on_timer_closed);
+    free(a->addr);
+    free(a->ns);
+    free(a->type);
+    free(a->id);
+    free(a);
+}
+
+/* Drops the activation when it has nothing left to do. */
+static void act_maybe_release(act_t *a)
+{
+    if (a->inflight || a->batch.head || a->backlog.head ||
+        (a->retry && uv_is_active((uv_handle_t *)a->retry)))
+        return;
+    sf_actmap_del(&a->wc->acts, &a->node);
+    act_free(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Building the request                                                       */
+
+static char *arena_str(sf_arena_t *ar, const char *s, size_t len)
+{
+    return sf_arena_strndup(ar, s, len);
+}
+
+static sf_pb_address_t *arena_addr(sf_arena_t *ar, const char *s, size_t len)
+{
+    sf_pb_address_t *a = sf_arena_alloc(ar, sizeof *a);
+    sf_addr_t p;
+    sf_pb_address_t init = SF_PB_ADDRESS_INIT;
+    *a = init;
+    if (sf_addr_parse(s, len, &p) != 0)
+        return NULL;
+    a->namespace_ = arena_str(ar, p.ns, p.ns_len);
+    a->type = arena_str(ar, p.type, p.type_len);
+    a->id = arena_str(ar, p.id, p.id_len);
+    return a;
+}
+
+/* Builds the ToFunction for the activation's batch in wc->req_arena. Returns
+ * NULL when the state backend fails (the attempt is retried). */
+static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
+{
+    wctx_t *wc = a->wc;
+    sf_arena_t *ar = &wc->req_arena;
+    fn_t *fn = a->fn;
+    sf_pb_to_function_t *tf = sf_arena_alloc(ar, sizeof *tf);
+    sf_pb_batch_request_t *br = sf_arena_alloc(ar, sizeof *br);
+    sf_pb_address_t *target = sf_arena_alloc(ar, sizeof *target);
+    sf_pb_to_function_t tf0 = SF_PB_TO_FUNCTION_INIT;
+    sf_pb_batch_request_t br0 = SF_PB_BATCH_REQUEST_INIT;
+    sf_pb_address_t ad0 = SF_PB_ADDRESS_INIT;
+    sf_msg_link_t *l;
+    size_t i;
+
+    *tf = tf0;
+    *br = br0;
+    *target = ad0;
+    target->namespace_ = a->ns;
+    target->type = a->type;
+    target->id = a->id;
+    br->target = target;
+    tf->request_case = SF_PB_TO_FUNCTION_INVOCATION;
+    tf->invocation = br;
+
+    br->n_state = fn->nspecs;
+    br->state = sf_arena_alloc(ar, (fn->nspecs ? fn->nspecs : 1) * sizeof *br->state);
+    for (i = 0; i < fn->nspecs; i++) {
+        sf_pb_persisted_value_t pv0 = SF_PB_PERSISTED_VALUE_INIT, *pv;
+        sf_pb_typed_value_t tv0 = SF_PB_TYPED_VALUE_INIT, *tv;
+        sf_state_value_t v;
+        int rv;
+        pv = sf_arena_alloc(ar, sizeof *pv);
+        tv = sf_arena_alloc(ar, sizeof *tv);
+        *pv = pv0;
+        *tv = tv0;
+        pv->state_name = fn->specs[i].name;
+        pv->state_value = tv;
+        tv->typename_ = fn->specs[i].type_name;
+        rv = sf_state_get(wc->rt->state, wc->batch, a->kg, &a->parts, fn->specs[i].name, now,
+                          SF_STATE_GET_TOUCH, &wc->vbuf, &v);
+        if (rv < 0) {
+            sf_log_error("address %s: reading state '%s' failed: %s", a->addr,
+                         fn->specs[i].name, sf_strerror(rv));
+            return NULL;
+        }
+        if (rv == 1) {
+            tv->has_value = 1;
+            tv->value.len = v.len;
+            tv->value.data = sf_arena_alloc(ar, v.len ? v.len : 1);
+            memcpy(tv->value.data, v.data, v.len);
+        }
+        br->state[i] = pv;
+    }
+
+    br->n_invocations = a->batch.count;
+    br->invocations = sf_arena_alloc(ar, a->batch.count * sizeof *br->invocations);
+    for (i = 0, l = a->batch.head; l; l = l->next, i++) {
+        sf_msg_t *m = sf_container_of(l, sf_msg_t, link);
+        sf_pb_to_invocation_t inv0 = SF_PB_TO_INVOCATION_INIT, *inv;
+        sf_pb_typed_value_t tv0 = SF_PB_TYPED_VALUE_INIT, *tv;
+        inv = sf_arena_alloc(ar, sizeof *inv);
+        tv = sf_arena_alloc(ar, sizeof *tv);
+        *inv = inv0;
+        *tv = tv0;
+        if (m->has_caller)
+            inv->caller = arena_addr(ar, sf_msg_caller(m), m->caller_len);
+        tv->typename_ = (char *)sf_msg_typename(m);
+        tv->has_value = 1;
+        tv->value.data = (uint8_t *)sf_msg_value(m);
+        tv->value.len = m->value_len;
+        inv->argument = tv;
+        br->invocations[i] = inv;
+    }
+    /* AFTER_INVOKE refreshes queued by the reads go out with the request. */
+    if (sf_state_batch_count(wc->batch) > 0 && sf_state_batch_commit(wc->batch) != 0)
+        sf_state_batch_clear(wc->batch);
+    return tf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Applying the reply                                                         */
+
+static void arm_timer(wctx_t *wc);
+
+static int msg_from_pb(wctx_t *wc, act_t *a, const sf_pb_address_t *t,
+                       const sf_pb_typed_value_t *arg, sf_msg_t **out)
+{
+    if (!t || !t->namespace_ || !t->type || !t->id || !arg)
+        return SF_EPROTO;
+    return sf_msg_new_parts(t->namespace_, t->type, t->id, a->ns, a->type, a->id,
+                            arg->typename_ ? arg->typename_ : "", arg->value.data, arg->value.len,
+                            wc->rt->opts->max_parallelism, out);
+}
+
+/* Stages the side effects of |r| in wc->batch, wc->routed and wc->egress.
+ * Returns 0 or SF_EPROTO (a reply that violates the protocol: nothing is
+ * applied and the attempt counts as failed). */
+static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t now)
+{
+    wctx_t *wc = a->wc;
+    size_t i;
+    int rv;
+
+    for (i = 0; i < r->n_state_mutations; i++) {
+        const sf_pb_mutation_t *m = r->state_mutations[i];
+        spec_t *s;
+        if (!m->state_name || !*m->state_name)
+            return SF_EPROTO;
+        s = fn_spec(a->fn, m->state_name);
+        if (m->mutation_type == SF_PB_MUTATION_DELETE) {
+            rv = sf_state_batch_delete(wc->batch, a->kg, &a->parts, m->state_name);
+        } else if (m->mutation_type == SF_PB_MUTATION_MODIFY && m->state_value) {
+            const char *tn = m->state_value->typename_ && *m->state_value->typename_
+                                 ? m->state_value->typename_
+                                 : (s ? s->type_name : "");
+            rv = sf_state_batch_put(wc->batch, a->kg, &a->parts, m->state_name, tn,
+                                    m->state_value->value.data, m->state_value->value.len,
+                                    s ? s->mode : SF_STATE_TTL_NONE, s ? s->ttl_ms : 0, now);
+        } else {
+            return SF_EPROTO;
+        }
+        if (rv != 0)
+            return SF_EPROTO;
+    }
+    for (i = 0; i < r->n_outgoing_messages; i++) {
+        const sf_pb_from_invocation_t *o = r->outgoing_messages[i];
+        sf_msg_t *m;
+        if (msg_from_pb(wc, a, o->target, o->argument, &m) != 0)
+            return SF_EPROTO;
+        sf_msg_fifo_push(&wc->routed, m);
+    }
+    for (i = 0; i < r->n_delayed_invocations; i++) {
+        const sf_pb_delayed_invocation_t *d = r->delayed_invocations[i];
+        if (d->is_cancellation_request) {
+            if (!d->cancellation_token || !*d->cancellation_token)
+                return SF_EPROTO;
+            rv = sf_state_batch_timer_cancel(wc->batch, a->kg, &a->parts, d->cancellation_token);
+            if (rv < 0)
+                return SF_EPROTO;
+        } else {
+            sf_msg_t *m;
+            int64_t delay = d->delay_in_ms < 0 ? 0 : d->delay_in_ms;
+            if (msg_from_pb(wc, a, d->target, d->argument, &m) != 0)
+                return SF_EPROTO;
+            sf_buf_reset(&wc->msgbuf);
+            sf_msg_encode(m, &wc->msgbuf);
+            sf_msg_free(m);
+            rv = sf_state_batch_timer_schedule(wc->batch, a->kg, &a->parts,
+                                               d->cancellation_token, now + delay,
+                                               wc->msgbuf.base, wc->msgbuf.len);
+            if (rv == SF_EEXIST) {
+                sf_log_warn("address %s: a delayed message with token '%s' is already pending; "
+                            "the new one is dropped",
+                            a->addr, d->cancellation_token);
+            } else if (rv != 0) {
+                return SF_EPROTO;
+            } else {
+                atomic_fetch_add(&a->fn->metrics->out_delayed, 1);
+                if (wc->timer_at == 0 || now + delay < wc->timer_at)
+                    wc->timer_at = -1; /* re-arm after the commit */
+            }
+        }
+    }
+    for (i = 0; i < r->n_outgoing_egresses; i++) {
+        const sf_pb_egress_message_t *e = r->outgoing_egresses[i];
+        sf_msg_init_t in;
+        char name[512];
+        sf_msg_t *m;
+        if (!e->egress_namespace || !e->egress_type || !e->argument)
+            return SF_EPROTO;
+        snprintf(name, sizeof name, "%s/%s", e->egress_namespace, e->egress_type);
+        memset(&in, 0, sizeof in);
+        in.kind = SF_MSG_EGRESS;
+        in.target = name;
+        in.target_len = strlen(name);
+        in.caller = a->addr;
+        in.caller_len = a->addr_len;
+        in.type_name = e->argument->typename_ ? e->argument->typename_ : "";
+        in.type_name_len = strlen(in.type_name);
+        in.value = e->argument->value.data;
+        in.value_len = e->argument->value.len;
+        if (sf_msg_new(&in, wc->rt->opts->max_parallelism, &m) != 0)
+            return SF_EPROTO;
+        sf_msg_fifo_push(&wc->egress, m);
+    }
+    return SF_OK;
+}
+
+static void unstage(wctx_t *wc)
+{
+    sf_state_batch_clear(wc->batch);
+    sf_msg_fifo_clear(&wc->routed);
+    sf_msg_fifo_clear(&wc->egress);
+}
+
+static void on_retry(uv_timer_t *t);
+
+static void attempt_failed(act_t *a, const char *why)
+{
+    wctx_t *wc = a->wc;
+    uint64_t now = sf_now_ms(), delay;
+    atomic_fetch_add(&a->fn->metrics->failures, 1);
+    a->attempts++;
+    delay = SF_RETRY_MIN_MS << (a->attempts < 10 ? a->attempts - 1 : 9);
+    if (delay > SF_RETRY_MAX_MS)
+        delay = SF_RETRY_MAX_MS;
+    if (a->attempts == 1 || a->attempts % 20 == 0)
+        sf_log_warn("address %s: invocation attempt %u failed: %s; retrying in %llu ms", a->addr,
+                    a->attempts, why, (unsigned long long)delay);
+    if (a->fn->ep && now - a->chain_start_ms >= a->fn->ep->call_timeout_ms &&
+        !wc->unhealthy[a->fn->ep_index]) {
+        wc->unhealthy[a->fn->ep_index] = true;
+        atomic_fetch_add(&wc->rt->unhealthy[a->fn->ep_index], 1);
+        sf_log_error("endpoint %s is unhealthy: no successful call for %s within the call "
+                     "timeout (%llu ms); retries continue",
+                     a->fn->ep->url_template, a->addr,
+                     (unsigned long long)a->fn->ep->call_timeout_ms);
+    }
+    if (!a->retry) {
+        a->retry = sf_xmalloc(sizeof *a->retry);
+        uv_timer_init(&wc->w->loop, a->retry);
+        a->retry->data = a;
+    }
+    uv_timer_start(a->retry, on_retry, delay, 0);
+}
+
+static void endpoint_healthy(act_t *a)
+{
+    wctx_t *wc = a->wc;
+    if (a->fn->ep && wc->unhealthy[a->fn->ep_index]) {
+        wc->unhealthy[a->fn->ep_index] = false;
+        atomic_fetch_sub(&wc->rt->unhealthy[a->fn->ep_index], 1);
+        sf_log_info("endpoint %s is healthy again", a->fn->ep->url_template);
+    }
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    act_t *a = t->data;
+    if (a->wc->stopping)
+        return;
+    send_batch(a);
+}
+
+/* Handles a reply (or a failure) for the activation's batch. */
+static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *ff)
+{
+    wctx_t *wc = a->wc;
+    int64_t now;
+    sf_msg_t *m;
+
+    a->inflight = false;
+    if (wc->stopping)
+        return;
+    if (err != 0 || !ff) {
+        attempt_failed(a, why ? why : sf_strerror(err));
+        return;
+    }
+    if (ff->response_case == SF_PB_FROM_FUNCTION_INCOMPLETE) {
+        size_t before = a->fn->nspecs;
+        fn_register(a->fn, a, ff->incomplete_invocation_context);
+        sf_arena_reset(&wc->resp_arena);
+        if (a->fn->nspecs == before) {
+            /* Nothing new to send: the function asks for states it gets. */
+            attempt_failed(a, "IncompleteInvocationContext without new states");
+            return;
+        }
+        send_batch(a);
+        return;
+    }
+    now = sf_wall_ms();
+    if (ff->response_case == SF_PB_FROM_FUNCTION_RESULT && ff->invocation_result) {
+        if (stage_result(a, ff->invocation_result, now) != 0) {
+            unstage(wc);
+            sf_arena_reset(&wc->resp_arena);
+            attempt_failed(a, "the reply violates the protocol");
+            return;
+        }
+    }
+    sf_arena_reset(&wc->resp_arena);
+    if (sf_state_batch_commit(wc->batch) != 0) {
+        unstage(wc);
+        attempt_failed(a, "committing the reply's state failed");
+        return;
+    }
+    /* Committed: the batch is done. */
+    atomic_fetch_add(&a->fn->metrics->invocations, 1);
+    atomic_fetch_add(&a->fn->metrics->messages_in, a->batch.count);
+    endpoint_healthy(a);
+    sf_msg_fifo_clear(&a->batch);
+    a->attempts = 0;
+    atomic_fetch_add(&a->fn->metrics->out_local, wc->routed.count);
+    while ((m = sf_msg_fifo_pop(&wc->routed)) != NULL)
+        sf_worker_route(wc->w, m);
+    if (wc->egress.head) {
+        atomic_fetch_add(&a->fn->metrics->egress, wc->egress.count);
+        if (wc->rt->io)
+            sf_io_egress_push(wc->rt->io, &wc->egress);
+        else
+            sf_msg_fifo_clear(&wc->egress);
+    }
+    if (wc->timer_at < 0)
+        arm_timer(wc);
+    if (a->backlog.head)
+        start_batch(a);
+    else
+        act_maybe_release(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invoking                                                                   */
+
+static void on_http_response(int err, const sf_http_response_t *res, void *ud)
+{
+    act_t *a = ud;
+    wctx_t *wc = a->wc;
+    sf_pb_from_function_t *ff = NULL;
+    char why[128];
+    uint64_t us = mono_us() - a->sent_at_us;
+    static const uint64_t bounds[SF_LATENCY_BUCKETS] = SF_LATENCY_BOUNDS_US;
+    size_t b;
+
+    if (err == 0) {
+        for (b = 0; b < SF_LATENCY_BUCKETS - 1 && us > bounds[b]; b++)
+            ;
+        atomic_fetch_add(&a->fn->metrics->latency_buckets[b], 1);
+        atomic_fetch_add(&a->fn->metrics->latency_sum_us, us);
+        atomic_fetch_add(&a->fn->metrics->latency_count, 1);
+    }
+    if (err != 0) {
+        snprintf(why, sizeof why, "%s", sf_strerror(err));
+    } else if (res->status != 200) {
+        snprintf(why, sizeof why, "HTTP status %d", res->status);
+        err = SF_EPROTO;
+    } else if (!(ff = sf_proto_from_function_unpack(&wc->resp_arena, res->body, res->body_len))) {
+        snprintf(why, sizeof why, "the reply is not a FromFunction (%zu bytes)", res->body_len);
+        err = SF_EPROTO;
+    }
+    on_reply(a, err, why, ff);
+}
+
+static void send_batch(act_t *a)
+{
+    static const sf_http_header_t hdrs[] = {
+        {"content-type", 12, "application/octet-stream", 24}};
+    wctx_t *wc = a->wc;
+    sf_pb_to_function_t *tf;
+    int rv;
+
+    if (a->chain_start_ms == 0 || a->attempts == 0)
+        a->chain_start_ms = sf_now_ms();
+    sf_arena_reset(&wc->req_arena);
+    tf = build_request(a, sf_wall_ms());
+    if (!tf) {
+        attempt_failed(a, "reading state failed");
+        return;
+    }
+    a->inflight = true;
+    if (a->fn->lib) {
+        sf_pb_from_function_t *ff = NULL;
+        const char *reason = "";
+        rv = sf_embedded_invoke(a->fn->lib, tf, &wc->resp_arena, &ff, &reason);
+        on_reply(a, rv, reason, rv == 0 ? ff : NULL);
+        return;
+    }
+    if (!a->fn->ep) {
+        a->inflight = false;
+        attempt_failed(a, "no endpoint serves this function type");
+        return;
+    }
+    sf_buf_reset(&wc->reqbuf);
+    sf_proto_to_function_pack(tf, &wc->reqbuf);
+    if (!wc->clients[a->fn->ep_index]) {
+        const sf_endpoint_spec_t *ep = a->fn->ep;
+        sf_http_client_config_t cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.protocol = ep->protocol;
+        cfg.connect_timeout_ms = ep->connect_timeout_ms;
+        cfg.read_timeout_ms = ep->read_timeout_ms;
+        cfg.write_timeout_ms = ep->write_timeout_ms;
+        cfg.call_timeout_ms = ep->call_timeout_ms;
+        cfg.pool_size = ep->pool_size > 64 ? 64 : ep->pool_size;
+        cfg.pool_ttl_ms = ep->pool_ttl_ms;
+        cfg.max_response_bytes = ep->payload_max_bytes;
+        cfg.tls_ca_file = ep->trust_cacerts;
+        cfg.tls_cert_file = ep->client_cert;
+        cfg.tls_key_file = ep->client_key;
+        cfg.tls_key_password = ep->client_key_password;
+        if ((rv = sf_http_client_new(&wc->w->loop, &cfg, &wc->clients[a->fn->ep_index])) != 0) {
+            a->inflight = false;
+            attempt_failed(a, sf_strerror(rv));
+            return;
+        }
+    }
+    a->sent_at_us = mono_us();
+    rv = sf_http_client_request(wc->clients[a->fn->ep_index], "POST", &a->fn->url, hdrs, 1,
+                                wc->reqbuf.base, wc->reqbuf.len, on_http_response, a);
+    if (rv != 0) {
+        a->inflight = false;
+        attempt_failed(a, sf_strerror(rv));
+    }
+}
+
+static void start_batch(act_t *a)
+{
+    atomic_fetch_sub(&a->fn->metrics->backlog, (int64_t)a->backlog.count);
+    sf_msg_fifo_splice(&a->batch, &a->backlog);
+    set_blocked(a, false);
+    a->attempts = 0;
+    send_batch(a);
+}
+
+void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m)
+{
+    wctx_t *wc = w->data;
+    act_t *a;
+    if (m->kind != SF_MSG_INVOKE || wc->stopping) {
+        sf_msg_free(m);
+        return;
+    }
+    a = act_get(wc, sf_msg_target(m), m->target_len, m->key_group);
+    if (!a->fn->ep && !a->fn->lib) {
+        sf_log_warn("no endpoint or embedded module serves %s: message to %s dropped",
+                    a->fn->name, a->addr);
+        sf_msg_free(m);
+        act_maybe_release(a);
+        return;
+    }
+    sf_msg_fifo_push(&a->backlog, m);
+    atomic_fetch_add(&a->fn->metrics->backlog, 1);
+    if (!a->inflight && !a->batch.head) {
+        start_batch(a);
+        return;
+    }
+    if (a->backlog.count >= a->fn->max_batch)
+        set_blocked(a, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Delayed messages                                                           */
+
+static int on_timer_due(const sf_state_timer_t *t, void *ud)
+{
+    wctx_t *wc = ud;
+    sf_msg_t *m;
+    if (sf_msg_decode(t->msg, t->msg_len, wc->rt->opts->max_parallelism, &m, NULL) != 0) {
+        sf_log_error("a delayed message of key group %u does not decode; dropped",
+                     (unsigned)t->key_group);
+        return 0;
+    }
+    sf_worker_route(wc->w, m);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    wctx_t *wc = t->data;
+    ssize_t n;
+    wc->timer_at = 0;
+    do {
+        n = sf_state_timers_pop(wc->rt->state, wc->w->kg_begin, wc->w->kg_end, sf_wall_ms(),
+                                1024, on_timer_due, wc);
+    } while (n == 1024);
+    if (n < 0)
+        sf_log_error("firing delayed messages failed: %s", sf_strerror((int)n));
+    arm_timer(wc);
+}
+
+static void arm_timer(wctx_t *wc)
+{
+    int64_t at, now;
+    int rv;
+    if (wc->stopping)
+        return;
+    rv = sf_state_timers_next(wc->rt->state, wc->w->kg_begin, wc->w->kg_end, &at);
+    if (rv != 1) {
+        wc->timer_at = 0;
+        uv_timer_stop(&wc->timer);
+        return;
+    }
+    now = sf_wall_ms();
+    wc->timer_at = at;
+    uv_timer_start(&wc->timer, on_timer, at > now ? (uint64_t)(at - now) : 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start and stop                                                             */
+
+void sf_dispatch_start(sf_worker_t *w)
+{
+    sf_rt_t *rt = w->group->data;
+    wctx_t *wc = sf_xcalloc(1, sizeof *wc);
+    char tag[32];
+    snprintf(tag, sizeof tag, "worker-%u", w->id);
+    sf_log_set_tag(tag);
+    wc->w = w;
+    wc->rt = rt;
+    sf_actmap_init(&wc->acts);
+    sf_actmap_init(&wc->fns);
+    wc->clients = sf_xcalloc(rt->mod->nendpoints + 1, sizeof *wc->clients);
+    wc->unhealthy = sf_xcalloc(rt->mod->nendpoints + 1, sizeof *wc->unhealthy);
+    sf_state_batch_new(rt->state, &wc->batch);
+    sf_buf_init(&wc->vbuf, NULL);
+    sf_buf_init(&wc->reqbuf, NULL);
+    sf_buf_init(&wc->msgbuf, NULL);
+    sf_arena_init(&wc->req_arena, NULL);
+    sf_arena_init(&wc->resp_arena, NULL);
+    sf_msg_fifo_init(&wc->routed);
+    sf_msg_fifo_init(&wc->egress);
+    uv_timer_init(&w->loop, &wc->timer);
+    wc->timer.data = wc;
+    w->data = wc;
+    arm_timer(wc);
+}
+
+static void act_free_node(sf_actmap_node_t *n, void *ud)
+{
+    (void)ud;
+    act_free(sf_container_of(n, act_t, node));
+}
+
+static void wctx_free(wctx_t *wc)
+{
+    size_t i;
+    sf_actmap_foreach(&wc->acts, act_free_node, NULL);
+    sf_actmap_dispose(&wc->acts);
+    sf_actmap_foreach(&wc->fns, fn_free, NULL);
+    sf_actmap_dispose(&wc->fns);
+    for (i = 0; i < wc->rt->mod->nendpoints; i++)
+        if (wc->unhealthy[i])
+            atomic_fetch_sub(&wc->rt->unhealthy[i], 1);
+    free(wc->clients);
+    free(wc->unhealthy);
+    unstage(wc);
+    sf_state_batch_free(wc->batch);
+    sf_buf_dispose(&wc->vbuf);
+    sf_buf_dispose(&wc->reqbuf);
+    sf_buf_dispose(&wc->msgbuf);
+    sf_arena_dispose(&wc->req_arena);
+    sf_arena_dispose(&wc->resp_arena);
+    free(wc);
+}
+
+static void on_client_closed(sf_http_client_t *c, void *ud)
+{
+    wctx_t *wc = ud;
+    (void)c;
+    if (--wc->pending_closes == 0)
+        wctx_free(wc);
+}
+
+static void on_wtimer_closed(uv_handle_t *h)
+{
+    wctx_t *wc = h->data;
+    if (--wc->pending_closes == 0)
+        wctx_free(wc);
+}
+
+void sf_dispatch_stop(sf_worker_t *w)
+{
+    wctx_t *wc = w->data;
+    size_t i;
+    if (!wc)
+        return;
+    w->data = NULL;
+    wc->stopping = true;
+    wc->pending_closes = 1; /* the delayed-message timer */
+    for (i = 0; i < wc->rt->mod->nendpoints; i++)
+        if (wc->clients[i])
+            wc->pending_closes++;
+    uv_close((uv_handle_t *)&wc->timer, on_wtimer_closed);
+    for (i = 0; i < wc->rt->mod->nendpoints; i++)
+        if (wc->clients[i])
+            sf_http_client_close(wc->clients[i], on_client_closed, wc);
+}

@@ -1,0 +1,43 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The per-worker dispatcher: delivers messages to addresses with the
+ * semantics of SPEC section 7.
+ *
+ * - At most one batch in flight per address; messages that arrive meanwhile
+ *   wait in the address's backlog and go, all together and in order, as the
+ *   next batch. Past maxNumBatchRequests backlogged messages the address is
+ *   blocked: its key group's flag tells the ingress to answer 503.
+ * - Each request carries every state registered for the function type. An
+ *   IncompleteInvocationContext registers the missing specs and the same
+ *   batch is sent again.
+ * - The mutations, delayed messages and egress records of a reply are
+ *   committed in one state batch; outgoing messages are routed after the
+ *   commit, egress records handed to the I/O thread.
+ * - A failed attempt (transport error, non-200, a reply that does not parse)
+ *   is retried with capped exponential backoff, the address kept blocked and
+ *   its messages in order; past the endpoint's call timeout the endpoint is
+ *   reported unhealthy and retries go on.
+ * - Delayed messages live in the state backend's timers of the sender's key
+ *   group; one uv timer per worker fires them.
+ *
+ * Threading: everything runs on the owning worker's thread; the callbacks
+ * are installed with sf_workers_init by the runtime.
+ */
+#ifndef SF_DISPATCH_H
+#define SF_DISPATCH_H
+
+#include "rt.h"
+#include "worker.h"
+
+/** sf_worker_start_cb: creates the worker's dispatcher (w->data). */
+void sf_dispatch_start(sf_worker_t *w);
+/** sf_worker_deliver_cb: takes ownership of |m|. */
+void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m);
+/** sf_worker_stop_cb: closes the dispatcher's handles; frees it once closed. */
+void sf_dispatch_stop(sf_worker_t *w);
+
+/** Retry backoff: first delay, cap (milliseconds). */
+#define SF_RETRY_MIN_MS 10
+#define SF_RETRY_MAX_MS 2000
+
+#endif

@@ -1,0 +1,65 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The running runtime: what every thread shares. Everything here is set up on
+ * the main thread before any worker or the I/O thread starts and is read-only
+ * afterwards, except the atomics (backpressure flags and metrics), which any
+ * thread updates.
+ */
+#ifndef SF_RT_H
+#define SF_RT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "embedded.h"
+#include "io.h"
+#include "module.h"
+#include "options.h"
+#include "backend.h"
+#include "worker.h"
+
+/** Per-function-type counters, summed over workers (any thread adds). */
+typedef struct sf_fn_metrics_s {
+    char name[128];                  /* "ns/type" */
+    _Atomic uint64_t messages_in;    /* delivered to the function */
+    _Atomic uint64_t out_local;      /* messages sent to addresses of this process */
+    _Atomic uint64_t out_delayed;    /* delayed messages scheduled */
+    _Atomic uint64_t egress;         /* egress records produced */
+    _Atomic uint64_t invocations;    /* batches invoked successfully */
+    _Atomic uint64_t failures;       /* failed attempts (status, timeout, malformed reply) */
+    _Atomic int64_t backlog;         /* gauge: messages waiting in backlogs */
+    _Atomic int64_t blocked;         /* gauge: addresses over maxNumBatchRequests */
+    _Atomic uint64_t latency_buckets[16]; /* remote round trip, see SF_LATENCY_BOUNDS_US */
+    _Atomic uint64_t latency_sum_us;
+    _Atomic uint64_t latency_count;
+} sf_fn_metrics_t;
+
+#define SF_MAX_FN_METRICS 256
+#define SF_LATENCY_BUCKETS 12
+/* Upper bounds of the latency histogram buckets in microseconds (last: +Inf). */
+#define SF_LATENCY_BOUNDS_US                                                                       \
+    {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX}
+
+typedef struct sf_rt_s {
+    const sf_options_t *opts;
+    const sf_module_t *mod;
+    sf_state_backend_t *state;
+    sf_workers_t workers;
+    sf_io_t *io;
+    sf_embedded_t **embedded;        /* parallel to mod->embedded */
+    _Atomic uint32_t *blocked_kg;    /* [max_parallelism]: blocked addresses per key group */
+    _Atomic uint32_t *unhealthy;     /* [mod->nendpoints]: workers that see it failing */
+    _Atomic int stopping;
+    /* Metrics per function type: slots claimed once, never freed. */
+    sf_fn_metrics_t fn_metrics[SF_MAX_FN_METRICS];
+    _Atomic uint32_t nfn_metrics;
+    pthread_mutex_t fn_metrics_lock; /* only for claiming a slot */
+} sf_rt_t;
+
+/** The metrics slot of function type |name| ("ns/type"); claims one. Any thread. */
+sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name);
+
+/** Wall-clock milliseconds since the epoch (state and timers survive restarts). */
+int64_t sf_wall_ms(void);
+
+#endif
