@@ -209,10 +209,12 @@ $(TEST_BIN): $(TEST_OBJS) $(LIBRUNTIME) $(LIBSDK_A)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $(TEST_OBJS) $(LIBRUNTIME) $(LIBSDK_A) $(LDFLAGS_ALL) $(CHECK_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/progs/%.o $(LIBSDK_A)
+# Programs may use runtime internals too (state_bench): archives only pull
+# in what a program references.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/progs/%.o $(LIBRUNTIME) $(LIBSDK_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $< $(LIBSDK_A) $(LDFLAGS_ALL) $(LIBS)
+	$(Q)$(CC) -o $@ $< $(LIBRUNTIME) $(LIBSDK_A) $(LDFLAGS_ALL) $(LIBS)
 
 # Node packages for interop tests (the official StateFun JavaScript SDK),
 # installed from the npm registry into the build tree.

@@ -12,6 +12,10 @@
  *    one store batch.
  *  - timer_min[kg] is never later than the first pending timer of kg (or is
  *    UNKNOWN): commits lower it, pops reset it to UNKNOWN after removing.
+ *  - timer_floor[kg] is never later than the first pending timer of kg:
+ *    commits lower it, pops raise it past what they removed. Timer seeks
+ *    start at the floor, so they do not walk over the tombstones that popped
+ *    timers leave at the head of a key group in RocksDB.
  *  - Timer sequence numbers below seq_reserved are recorded in the store
  *    before any of them is used.
  *
@@ -200,8 +204,11 @@ static int backend_new(const sf_state_options_t *opts, sf_state_backend_t **out)
     b = sf_xcalloc(1, sizeof *b);
     b->max_parallelism = opts->max_parallelism;
     b->timer_min = sf_xmalloc(sizeof *b->timer_min * opts->max_parallelism);
-    for (i = 0; i < opts->max_parallelism; i++)
+    b->timer_floor = sf_xmalloc(sizeof *b->timer_floor * opts->max_parallelism);
+    for (i = 0; i < opts->max_parallelism; i++) {
         atomic_init(&b->timer_min[i], SF__TMIN_UNKNOWN);
+        atomic_init(&b->timer_floor[i], 0);
+    }
     pthread_mutex_init(&b->seq_lock, NULL);
     atomic_init(&b->clock, 0);
     *out = b;
@@ -214,6 +221,7 @@ static void backend_free(sf_state_backend_t *b)
         b->vt->close(b);
     pthread_mutex_destroy(&b->seq_lock);
     free(b->timer_min);
+    free(b->timer_floor);
     free(b);
 }
 
@@ -323,12 +331,11 @@ static void batch_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8
     batch->count++;
 }
 
-/* Lowers the cached earliest fire time of |kg| to |fire_at|. */
-static void tmin_lower(sf_state_backend_t *b, uint16_t kg, int64_t fire_at)
+/* Lowers |*slot| to |v| (UNKNOWN, the smallest value, is never replaced). */
+static void atomic_lower(_Atomic int64_t *slot, int64_t v)
 {
-    int64_t cur = atomic_load(&b->timer_min[kg]);
-    /* UNKNOWN is the smallest value, so it is never replaced here. */
-    while (fire_at < cur && !atomic_compare_exchange_weak(&b->timer_min[kg], &cur, fire_at))
+    int64_t cur = atomic_load(slot);
+    while (v < cur && !atomic_compare_exchange_weak(slot, &cur, v))
         ;
 }
 
@@ -341,8 +348,12 @@ int sf_state_batch_commit(sf_state_batch_t *batch)
         return 0;
     if ((rv = b->vt->batch_write(batch)) != 0)
         return rv;
-    for (p = batch->scheduled.p, end = p + batch->scheduled.len; p < end; p += 10)
-        tmin_lower(b, sf__get_be16(p), (int64_t)sf__get_be64(p + 2));
+    for (p = batch->scheduled.p, end = p + batch->scheduled.len; p < end; p += 10) {
+        uint16_t kg = sf__get_be16(p);
+        int64_t fire_at = (int64_t)sf__get_be64(p + 2);
+        atomic_lower(&b->timer_floor[kg], fire_at);
+        atomic_lower(&b->timer_min[kg], fire_at);
+    }
     sf_state_batch_clear(batch);
     return 0;
 }
@@ -423,8 +434,6 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
     if (out->ttl_mode != SF_STATE_TTL_NONE && out->expire_at_ms <= now_ms) {
         /* Expired: never returned, and its space is reclaimed now. */
         rv = write_through(b, batch, &key, NULL, 0);
-        if (rv == 0)
-            rv = 0;
         goto out;
     }
     if ((flags & SF_STATE_GET_TOUCH) && out->ttl_mode == SF_STATE_TTL_AFTER_INVOKE &&
@@ -705,7 +714,7 @@ static int tmin_get(sf_state_backend_t *b, uint16_t kg, int64_t *out)
     }
     sf__sbuf_init(&lo);
     sf__sbuf_init(&hi);
-    sf__key_kind(&lo, kg, SF__KIND_TIMER);
+    sf__key_timer(&lo, kg, atomic_load(&b->timer_floor[kg]), 0);
     sf__key_kind(&hi, kg, SF__KIND_TIMER + 1);
     rv = b->vt->scan(b, lo.p, lo.len, hi.p, hi.len, 1, first_timer_kv, &first);
     sf__sbuf_dispose(&lo);
@@ -742,31 +751,44 @@ typedef struct {
     int64_t fire_at;
     uint64_t seq;
     uint16_t kg;
+    uint32_t group;   /* index of its key group in pop_ctx_t.groups */
     size_t off;
     size_t klen;
     size_t vlen;
 } due_t;
 
+/* A key group a pop looked at. */
+typedef struct {
+    uint16_t kg;
+    size_t collected;
+    size_t popped;
+    int64_t last_popped;
+} pop_group_t;
+
 typedef struct {
     sf_buf_t data;
-    sf_buf_t due;   /* due_t[] */
+    sf_buf_t due;     /* due_t[] */
+    sf_buf_t groups;  /* pop_group_t[] */
 } pop_ctx_t;
 
 static int collect_due_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           void *ud)
 {
     pop_ctx_t *c = ud;
+    pop_group_t *g = (pop_group_t *)(c->groups.base + c->groups.len) - 1;
     due_t d;
     if (sf__parse_timer_key(key, klen, &d.kg, &d.fire_at, &d.seq) != 0) {
         sf_log_error("state: corrupt timer key");
         return SF_ESTATE;
     }
+    d.group = (uint32_t)(c->groups.len / sizeof *g - 1);
     d.off = c->data.len;
     d.klen = klen;
     d.vlen = vlen;
     sf__buf_put(&c->data, key, klen);
     sf__buf_put(&c->data, val, vlen);
     sf__buf_put(&c->due, &d, sizeof d);
+    g->collected++;
     return 0;
 }
 
@@ -784,11 +806,12 @@ ssize_t sf_state_timers_pop(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_h
                             int64_t now_ms, size_t max, sf_state_timer_cb cb, void *user_data)
 {
     pop_ctx_t c;
-    sf__sbuf_t lo, hi, touched;
+    sf__sbuf_t lo, hi;
     sf_state_batch_t batch;
     sf_state_timer_t t;
-    due_t *due;
-    size_t n = 0, i;
+    pop_group_t *groups;
+    due_t *due = NULL;
+    size_t n = 0, ngroups, i;
     int64_t first;
     uint32_t kg;
     ssize_t rv = 0;
@@ -797,50 +820,67 @@ ssize_t sf_state_timers_pop(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_h
         return SF_EINVAL;
     if (max == 0 || now_ms < 0)
         return 0;
+    if (now_ms > INT64_MAX - 2)
+        now_ms = INT64_MAX - 2; /* no timer fires that late */
     sf_buf_init(&c.data, NULL);
     sf_buf_init(&c.due, NULL);
+    sf_buf_init(&c.groups, NULL);
     sf__sbuf_init(&lo);
     sf__sbuf_init(&hi);
-    sf__sbuf_init(&touched);
     batch_setup(&batch, b);
 
+    /* Collect up to |max| due timers from every key group with one due. */
     for (kg = kg_lo; kg < kg_hi; kg++) {
+        pop_group_t g = {(uint16_t)kg, 0, 0, 0};
         if ((rv = tmin_get(b, (uint16_t)kg, &first)) != 0)
             goto out;
         if (first > now_ms)
             continue;
+        sf__buf_put(&c.groups, &g, sizeof g);
         lo.len = hi.len = 0;
-        sf__key_kind(&lo, (uint16_t)kg, SF__KIND_TIMER);
+        sf__key_timer(&lo, (uint16_t)kg, atomic_load(&b->timer_floor[kg]), 0);
         sf__key_timer(&hi, (uint16_t)kg, now_ms + 1, 0);
         if ((rv = b->vt->scan(b, lo.p, lo.len, hi.p, hi.len, max, collect_due_kv, &c)) != 0) {
             rv = SF_ESTATE;
             goto out;
         }
-        sf__sbuf_be16(&touched, (uint16_t)kg);
     }
+    groups = (pop_group_t *)c.groups.base;
+    ngroups = c.groups.len / sizeof *groups;
     due = (due_t *)c.due.base;
     n = c.due.len / sizeof *due;
-    if (n == 0)
-        goto reset;
-    qsort(due, n, sizeof *due, due_cmp);
-    if (n > max)
-        n = max;
-    for (i = 0; i < n; i++) {
-        const uint8_t *k = c.data.base + due[i].off;
-        if (sf__dec_timer(k, due[i].klen, k + due[i].klen, due[i].vlen, &t) != 0) {
-            sf_log_error("state: corrupt timer in key group %u dropped", due[i].kg);
-        } else if (t.token) {
-            batch.key2.len = 0;
-            sf__key_token(&batch.key2, t.key_group, &t.sender, t.token, t.token_len);
-            b->vt->batch_op(&batch, batch.key2.p, batch.key2.len, NULL, 0);
+    if (n > 0) {
+        /* The first |max| in fire order across the key groups go. */
+        qsort(due, n, sizeof *due, due_cmp);
+        if (n > max)
+            n = max;
+        for (i = 0; i < n; i++) {
+            const uint8_t *k = c.data.base + due[i].off;
+            if (sf__dec_timer(k, due[i].klen, k + due[i].klen, due[i].vlen, &t) != 0) {
+                sf_log_error("state: corrupt timer in key group %u dropped", due[i].kg);
+            } else if (t.token) {
+                batch.key2.len = 0;
+                sf__key_token(&batch.key2, t.key_group, &t.sender, t.token, t.token_len);
+                b->vt->batch_op(&batch, batch.key2.p, batch.key2.len, NULL, 0);
+            }
+            b->vt->batch_op(&batch, k, due[i].klen, NULL, 0);
+            groups[due[i].group].popped++;
+            groups[due[i].group].last_popped = due[i].fire_at;
         }
-        b->vt->batch_op(&batch, k, due[i].klen, NULL, 0);
+        if ((rv = b->vt->batch_write(&batch)) != 0)
+            goto out;
     }
-    if ((rv = b->vt->batch_write(&batch)) != 0)
-        goto out;
-reset:
-    for (i = 0; i < touched.len; i += 2)
-        atomic_store(&b->timer_min[sf__get_be16(touched.p + i)], SF__TMIN_UNKNOWN);
+    for (i = 0; i < ngroups; i++) {
+        pop_group_t *g = &groups[i];
+        int64_t floor = atomic_load(&b->timer_floor[g->kg]);
+        /* Drained up to now, or up to the last timer removed. */
+        if (g->popped == g->collected && g->collected < max)
+            floor = now_ms + 1 > floor ? now_ms + 1 : floor;
+        else if (g->popped > 0 && g->last_popped > floor)
+            floor = g->last_popped;
+        atomic_store(&b->timer_floor[g->kg], floor);
+        atomic_store(&b->timer_min[g->kg], SF__TMIN_UNKNOWN);
+    }
     for (i = 0; i < n; i++) {
         const uint8_t *k = c.data.base + due[i].off;
         if (sf__dec_timer(k, due[i].klen, k + due[i].klen, due[i].vlen, &t) == 0)
@@ -849,11 +889,11 @@ reset:
     rv = (ssize_t)n;
 out:
     batch_teardown(&batch);
-    sf__sbuf_dispose(&touched);
     sf__sbuf_dispose(&lo);
     sf__sbuf_dispose(&hi);
     sf_buf_dispose(&c.data);
     sf_buf_dispose(&c.due);
+    sf_buf_dispose(&c.groups);
     return rv;
 }
 

@@ -559,35 +559,42 @@ static int mem_compact(sf_state_backend_t *b)
 /* ------------------------------------------------------------------------ */
 /* Snapshots                                                                  */
 
+/* The snapshot writer: records gather in a 1 MiB buffer that is hashed and
+ * written in one call when full. */
 typedef struct {
-    FILE *f;
+    int fd;
     XXH3_state_t *xx;
+    sf__sbuf_t out;
     uint64_t count;
     int err;
 } snap_t;
 
-static void snap_write(snap_t *s, const void *data, size_t n)
+static void snap_flush(snap_t *s)
 {
-    if (n == 0 || s->err)
-        return;
-    if (fwrite(data, 1, n, s->f) != n)
-        s->err = 1;
-    XXH3_64bits_update(s->xx, data, n);
+    const uint8_t *p = s->out.p;
+    size_t n = s->out.len;
+    XXH3_64bits_update(s->xx, p, n);
+    while (n > 0 && !s->err) {
+        ssize_t w = write(s->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            s->err = 1;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    s->out.len = 0;
 }
 
 static void snap_record(snap_t *s, const uint8_t *key, size_t klen, const uint8_t *val,
                         size_t vlen)
 {
-    sf__sbuf_t h;
-    sf__sbuf_init(&h);
-    sf__sbuf_varint(&h, klen);
-    snap_write(s, h.p, h.len);
-    snap_write(s, key, klen);
-    h.len = 0;
-    sf__sbuf_varint(&h, vlen);
-    snap_write(s, h.p, h.len);
-    snap_write(s, val, vlen);
-    sf__sbuf_dispose(&h);
+    sf__sbuf_lp(&s->out, key, klen);
+    sf__sbuf_lp(&s->out, val, vlen);
+    if (s->out.len >= (1u << 20))
+        snap_flush(s);
     s->count++;
 }
 
@@ -601,10 +608,10 @@ static void snap_list(snap_t *s, const sf__skiplist_t *sl)
 static int mem_checkpoint(sf_state_backend_t *b, const char *dir)
 {
     mem_t *m = b->store;
-    snap_t s = {NULL, NULL, 0, 0};
+    snap_t s = {-1, NULL, {0}, 0, 0};
     sf__sbuf_t key;
-    uint8_t trailer[17];
-    char *path = NULL;
+    uint8_t trailer[8];
+    char *path;
     size_t n;
     uint32_t kg;
     int rv = SF_EIO;
@@ -616,14 +623,15 @@ static int mem_checkpoint(sf_state_backend_t *b, const char *dir)
     n = strlen(dir) + sizeof SNAPSHOT_NAME + 2;
     path = sf_xmalloc(n);
     snprintf(path, n, "%s/%s", dir, SNAPSHOT_NAME);
-    if (!(s.f = fopen(path, "wbe")))
+    s.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (s.fd < 0)
         goto out;
-    setvbuf(s.f, NULL, _IOFBF, 1 << 20);
     s.xx = XXH3_createState();
     SF_ASSERT(s.xx != NULL);
     XXH3_64bits_reset(s.xx);
-    snap_write(&s, SNAPSHOT_MAGIC, 8);
+    sf__sbuf_init(&s.out);
     sf__sbuf_init(&key);
+    sf__sbuf_put(&s.out, SNAPSHOT_MAGIC, 8);
     for (kg = 0; kg < m->nkg; kg++) {
         mem_kg_t *g = &m->kgs[kg];
         size_t i;
@@ -646,16 +654,20 @@ static int mem_checkpoint(sf_state_backend_t *b, const char *dir)
     pthread_mutex_lock(&m->global_lock);
     snap_list(&s, &m->global);
     pthread_mutex_unlock(&m->global_lock);
-    trailer[0] = 0;
-    sf__put_be64(trailer + 1, s.count);
-    snap_write(&s, trailer, 9);
-    sf__put_be64(trailer + 9, XXH3_64bits_digest(s.xx));
-    if (!s.err && fwrite(trailer + 9, 1, 8, s.f) != 8)
-        s.err = 1;
-    if (!s.err && fflush(s.f) == 0 && fdatasync(fileno(s.f)) == 0)
+    /* The end: a 0 byte (no key is empty), the count, then the checksum of
+     * everything before the checksum. */
+    sf__sbuf_byte(&s.out, 0);
+    sf__sbuf_be64(&s.out, s.count);
+    snap_flush(&s);
+    sf__put_be64(trailer, XXH3_64bits_digest(s.xx));
+    sf__sbuf_put(&s.out, trailer, 8);
+    XXH3_64bits_reset(s.xx); /* the checksum itself is not hashed; keep the writer simple */
+    snap_flush(&s);
+    sf__sbuf_dispose(&s.out);
+    if (!s.err && fdatasync(s.fd) == 0)
         rv = 0;
 out:
-    if (s.f && fclose(s.f) != 0)
+    if (s.fd >= 0 && close(s.fd) != 0)
         rv = SF_EIO;
     if (s.xx)
         XXH3_freeState(s.xx);

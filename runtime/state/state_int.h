@@ -63,6 +63,9 @@ struct sf_state_backend_s {
     void *store;                      /* the implementation's state */
     uint32_t max_parallelism;
     _Atomic int64_t *timer_min;       /* [max_parallelism] */
+    /* Per key group: every pending timer fires at or after timer_floor[kg].
+     * Seeks start there, above the tombstones of timers already popped. */
+    _Atomic int64_t *timer_floor;     /* [max_parallelism] */
     /* Timer sequence numbers: handed out from |seq_next|; numbers below
      * |seq_reserved| are recorded in the store (meta "timer_seq"), so none is
      * reused after a restart. Reserving takes |seq_lock|. */

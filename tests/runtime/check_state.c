@@ -500,6 +500,39 @@ START_TEST(test_timers_fire_order)
     ck_assert_str_eq(l.t[1].msg, "x2");
     ck_assert_str_eq(l.t[2].msg, "x3");
 
+    /* A timer earlier than what was already popped (a clock that went back)
+     * is still found. */
+    ck_assert_int_eq(pop(&f, 0, 16, 5000, 10, &l), 0);
+    sched(&f, 1, "a", NULL, 15, "late", 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 1);
+    ck_assert_int_eq(next, 15);
+    ck_assert_int_eq(pop(&f, 0, 16, 15, 10, &l), 1);
+    ck_assert_str_eq(l.t[0].msg, "late");
+
+    /* Many timers through one key group, popped in small slices. */
+    {
+        int i, total = 0, rounds = 0;
+        char m[16];
+        for (i = 0; i < 300; i++) {
+            snprintf(m, sizeof m, "q%03d", i);
+            sched(&f, 6, "q", NULL, 6000 + i / 3, m, 0);
+        }
+        ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+        while (total < 300 && rounds++ < 1000) {
+            int k, got;
+            ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 1);
+            got = pop(&f, 0, 16, next + 1, 7, &l);
+            for (k = 0; k < got; k++) {
+                snprintf(m, sizeof m, "q%03d", total + k);
+                ck_assert_str_eq(l.t[k].msg, m);
+            }
+            total += got;
+        }
+        ck_assert_int_eq(total, 300);
+        ck_assert_int_eq(sf_state_timers_next(f.b, 0, 16, &next), 0);
+    }
+
     ck_assert_int_eq(sf_state_timers_pop(f.b, 0, 17, 0, 1, fired_cb, &l), SF_EINVAL);
     sched(&f, 1, "a", NULL, -1, "neg", SF_EINVAL);
     fx_close(&f);
