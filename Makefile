@@ -169,7 +169,7 @@ $(STATEFUN_BIN): $(if $(wildcard runtime/main.c),$(BUILD)/obj/runtime/main.o) $(
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(if $(wildcard runtime/main.c),$(CC) -o $@ $(BUILD)/obj/runtime/main.o $(LIBRUNTIME) $(LIBSDK_A) \
-	    $(LDFLAGS_ALL) $(LIBS) -rdynamic,echo "  (no runtime/main.c yet)")
+	    $(LDFLAGS_ALL) $(LIBS),echo "  (no runtime/main.c yet)")
 
 # ---------------------------------------------------------------------------
 # Examples

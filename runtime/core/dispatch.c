@@ -74,6 +74,7 @@ struct wctx_s {
     sf_arena_t req_arena;       /* the ToFunction being built */
     sf_arena_t resp_arena;      /* the FromFunction being applied */
     uv_timer_t timer;           /* delayed messages */
+    uv_timer_t reclaim;         /* expired state, reclaimed in slices */
     int64_t timer_at;           /* wall ms the timer is armed for; 0: not armed */
     sf_msg_fifo_t routed;       /* outgoing messages of the reply being applied */
     sf_msg_fifo_t egress;       /* egress records of the reply being applied */
@@ -778,6 +779,15 @@ static void arm_timer(wctx_t *wc)
 /* ------------------------------------------------------------------------ */
 /* Start and stop                                                             */
 
+/* Expired values are never sent (sf_state_get drops them); this reclaims the
+ * space of those nobody reads again, a bounded slice per tick. */
+static void on_reclaim(uv_timer_t *t)
+{
+    wctx_t *wc = t->data;
+    sf_state_reclaim(wc->rt->state, wc->w->kg_begin, wc->w->kg_end, sf_wall_ms(),
+                     SF_RECLAIM_BUDGET);
+}
+
 void sf_dispatch_start(sf_worker_t *w)
 {
     sf_rt_t *rt = w->group->data;
@@ -801,6 +811,9 @@ void sf_dispatch_start(sf_worker_t *w)
     sf_msg_fifo_init(&wc->egress);
     uv_timer_init(&w->loop, &wc->timer);
     wc->timer.data = wc;
+    uv_timer_init(&w->loop, &wc->reclaim);
+    wc->reclaim.data = wc;
+    uv_timer_start(&wc->reclaim, on_reclaim, SF_RECLAIM_INTERVAL_MS, SF_RECLAIM_INTERVAL_MS);
     w->data = wc;
     arm_timer(wc);
 }
@@ -856,11 +869,12 @@ void sf_dispatch_stop(sf_worker_t *w)
         return;
     w->data = NULL;
     wc->stopping = true;
-    wc->pending_closes = 1; /* the delayed-message timer */
+    wc->pending_closes = 2; /* the delayed-message and reclaim timers */
     for (i = 0; i < wc->rt->mod->nendpoints; i++)
         if (wc->clients[i])
             wc->pending_closes++;
     uv_close((uv_handle_t *)&wc->timer, on_wtimer_closed);
+    uv_close((uv_handle_t *)&wc->reclaim, on_wtimer_closed);
     for (i = 0; i < wc->rt->mod->nendpoints; i++)
         if (wc->clients[i])
             sf_http_client_close(wc->clients[i], on_client_closed, wc);

@@ -40,4 +40,8 @@ void sf_dispatch_stop(sf_worker_t *w);
 #define SF_RETRY_MIN_MS 10
 #define SF_RETRY_MAX_MS 2000
 
+/** Expired-state reclaim: how often, and how many addresses per slice. */
+#define SF_RECLAIM_INTERVAL_MS 1000
+#define SF_RECLAIM_BUDGET 2000
+
 #endif
