@@ -1028,8 +1028,9 @@ START_TEST(test_connect_refused)
             ck_assert_int_eq(res[k].done, 1);
             ck_assert_int_eq(res[k].err, SF_ECONNREFUSED);
         }
-        ck_assert_int_eq(sf_http_client_origin_version(c, &u),
-                         modes[i] == SF_HTTP_PROTO_AUTO ? 0 : modes[i] == SF_HTTP_PROTO_H2C ? 2 : 1);
+        /* Auto learned nothing from a refused connect. */
+        k = modes[i] == SF_HTTP_PROTO_AUTO ? 0 : modes[i] == SF_HTTP_PROTO_H2C ? 2 : 1;
+        ck_assert_int_eq(sf_http_client_origin_version(c, &u), k);
         close_client(c);
     }
     sf_http_url_dispose(&u, NULL);

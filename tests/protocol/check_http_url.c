@@ -122,7 +122,7 @@ START_TEST(test_url_invalid)
         "http+unix://",
         "http+unix:///a/b%2.sock",
         "http+unix:///a/b%00.sock",
-        "http+unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "http+unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock/fn",
     };
     sf_http_url_t u;
