@@ -98,7 +98,7 @@ int sf_state_open2(const sf_state_options_t *opts, sf_state_backend_t **out);
  * replaced by the checkpoint's files (immutable table files hard-linked, the
  * small rest copied), so the checkpoint itself stays untouched and can be
  * restored again; an existing |opts->dir| must be a RocksDB directory or
- * empty. Memory: the snapshot file is read and its checksum verified. Key
+ * empty, and no open backend may be using it. Memory: the snapshot file is read and its checksum verified. Key
  * groups are not tied to workers, so the restored store may be served by any
  * number of workers.
  *
@@ -190,7 +190,9 @@ int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, i
  * about |budget| addresses, so a worker can call it from its loop in slices.
  * Memory: expired values are freed (a cursor per key group carries on at the
  * next call). RocksDB: |now_ms| becomes the clock of the compaction filter,
- * which drops expired values whenever RocksDB compacts (budget unused).
+ * which drops expired values whenever RocksDB compacts (budget unused). So
+ * each worker calls it periodically (say every second) for its own range with
+ * either backend; without it, expired values that nobody reads stay stored.
  * Returns the number of entries examined (>= 0). Any thread.
  */
 ssize_t sf_state_reclaim(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now_ms,
