@@ -59,53 +59,69 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
-/* Appends a NUL-terminated copy of |s| (lowercased when |lower|). */
-static int add_str(sf_buf_t *b, const char *s, size_t len, bool lower)
+/* Copies |len| bytes of |s| to |dst|, lowercased when |lower|. */
+static uint8_t *put(uint8_t *dst, const char *s, size_t len, bool lower)
 {
     size_t i;
 
-    if (sf_buf_reserve(b, len + 1) != 0)
-        return -1;
+    if (!lower) {
+        memcpy(dst, s, len);
+        return dst + len;
+    }
     for (i = 0; i < len; i++) {
         char c = s[i];
-        if (lower && c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        b->base[b->len + i] = (uint8_t)c;
+        dst[i] = (uint8_t)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
-    b->base[b->len + len] = '\0';
-    b->len += len + 1;
-    return 0;
+    return dst + len;
+}
+
+/* Writes |v| in decimal at |dst|; returns the end. */
+static uint8_t *put_uint(uint8_t *dst, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *dst++ = (uint8_t)tmp[--n];
+    return dst;
+}
+
+static void set_nv(nghttp2_nv *nv, const void *name, size_t namelen, const void *value,
+                   size_t valuelen)
+{
+    nv->name = (uint8_t *)name;
+    nv->namelen = namelen;
+    nv->value = (uint8_t *)value;
+    nv->valuelen = valuelen;
+    nv->flags = NGHTTP2_NV_FLAG_NONE;
 }
 
 /* Submits the response of |req|; the request must be linked to a live
- * connection. On failure the request is recycled. */
+ * connection. The header strings (lowercased names) and the body go into
+ * req->resp, reserved at once so the pointers in req->nva stay valid; the
+ * data provider reads the body from there. On failure the request is
+ * recycled. */
 static int submit(sf_http_request_t *req, int status, const sf_http_header_t *headers,
                   size_t nheaders, const void *body, size_t body_len)
 {
     sf__sconn_t *hc = req->hc;
     int32_t stream_id = req->stream_id;
     nghttp2_data_provider dp;
-    size_t i, n = 0, off = 0;
-    char num[24];
+    /* HEAD: the length a GET would have, and no body. */
+    size_t send_len = req->head ? 0 : body_len;
+    size_t i, n = 0, need = 48;
+    uint8_t *p, *v;
     int rv;
 
+    for (i = 0; i < nheaders; i++)
+        need += headers[i].namelen + headers[i].valuelen;
+    need += send_len;
     sf_buf_reset(&req->resp);
-    snprintf(num, sizeof num, "%d", status);
-    if (add_str(&req->resp, num, strlen(num), false) != 0)
-        goto nomem;
-    snprintf(num, sizeof num, "%zu", body_len);
-    if (add_str(&req->resp, num, strlen(num), false) != 0)
-        goto nomem;
-    for (i = 0; i < nheaders; i++) {
-        if (headers[i].namelen == 0 || sf__srv_hop_header(headers[i].name, headers[i].namelen))
-            continue;
-        if (add_str(&req->resp, headers[i].name, headers[i].namelen, true) != 0 ||
-            add_str(&req->resp, headers[i].value, headers[i].valuelen, false) != 0)
-            goto nomem;
-    }
-    req->resp_body_off = req->resp.len;
-    req->resp_sent = 0;
-    if (!req->head && body_len && sf_buf_append(&req->resp, body, body_len) != 0)
+    if (sf_buf_reserve(&req->resp, need) != 0)
         goto nomem;
     if (req->nva_cap < nheaders + 2) {
         nghttp2_nv *nva = sf_mem_realloc(req->mem, req->nva, (nheaders + 2) * sizeof *nva);
@@ -114,35 +130,30 @@ static int submit(sf_http_request_t *req, int status, const sf_http_header_t *he
         req->nva = nva;
         req->nva_cap = nheaders + 2;
     }
-    /* Now that the buffer stopped growing, point at its strings. */
-#define NV(nm, nmlen, val, vallen)                                                                 \
-    do {                                                                                           \
-        req->nva[n].name = (uint8_t *)(nm);                                                        \
-        req->nva[n].namelen = (nmlen);                                                             \
-        req->nva[n].value = (uint8_t *)(val);                                                      \
-        req->nva[n].valuelen = (vallen);                                                           \
-        req->nva[n].flags = NGHTTP2_NV_FLAG_NONE;                                                  \
-        n++;                                                                                       \
-    } while (0)
-    {
-        const char *p = (const char *)req->resp.base;
-        size_t l = strlen(p);
-        NV(":status", 7, p, l);
-        off = l + 1;
-        l = strlen(p + off);
-        NV("content-length", 14, p + off, l);
-        off += l + 1;
-        while (off < req->resp_body_off) {
-            size_t nl = strlen(p + off), vl = strlen(p + off + nl + 1);
-            NV(p + off, nl, p + off + nl + 1, vl);
-            off += nl + 1 + vl + 1;
-        }
+    p = req->resp.base;
+    v = p;
+    p = put_uint(p, (uint64_t)status);
+    set_nv(&req->nva[n++], ":status", 7, v, (size_t)(p - v));
+    v = p;
+    p = put_uint(p, body_len);
+    set_nv(&req->nva[n++], "content-length", 14, v, (size_t)(p - v));
+    for (i = 0; i < nheaders; i++) {
+        const sf_http_header_t *h = &headers[i];
+        if (h->namelen == 0 || sf__srv_hop_header(h->name, h->namelen))
+            continue;
+        v = p;
+        p = put(p, h->name, h->namelen, true);
+        p = put(p, h->value, h->valuelen, false);
+        set_nv(&req->nva[n++], v, h->namelen, v + h->namelen, h->valuelen);
     }
-#undef NV
+    req->resp_body_off = (size_t)(p - req->resp.base);
+    req->resp_sent = 0;
+    if (send_len)
+        p = put(p, body, send_len, false);
+    req->resp.len = (size_t)(p - req->resp.base);
     dp.source.ptr = req;
     dp.read_callback = body_read_cb;
-    rv = nghttp2_submit_response(hc->session, stream_id, req->nva, n,
-                                 req->resp.len > req->resp_body_off ? &dp : NULL);
+    rv = nghttp2_submit_response(hc->session, stream_id, req->nva, n, send_len ? &dp : NULL);
     if (rv != 0) {
         nghttp2_session_set_stream_user_data(hc->session, stream_id, NULL);
         sf__sreq_unlink(req);
