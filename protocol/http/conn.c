@@ -212,8 +212,14 @@ static void run_flush(sf_conn_t *conn)
     flush(conn);
 }
 
-static void on_flush_idle(uv_idle_t *h) { run_flush(h->data); }
-static void on_flush_check(uv_check_t *h) { run_flush(h->data); }
+static void on_flush_idle(uv_idle_t *h)
+{
+    run_flush(h->data);
+}
+static void on_flush_check(uv_check_t *h)
+{
+    run_flush(h->data);
+}
 
 static void after_drained(sf_conn_t *conn)
 {
@@ -896,9 +902,9 @@ int sf_conn_connect_tcp(uv_loop_t *loop, const char *host, uint16_t port, sf_tls
     return SF_OK;
 }
 
-int sf_conn_connect_unix(uv_loop_t *loop, const char *path, sf_tls_ctx_t *tls,
-                         const char *sni_host, const char *alpn, const sf_conn_callbacks_t *cb,
-                         void *data, const sf_mem *mem, sf_conn_t **out)
+int sf_conn_connect_unix(uv_loop_t *loop, const char *path, sf_tls_ctx_t *tls, const char *sni_host,
+                         const char *alpn, const sf_conn_callbacks_t *cb, void *data,
+                         const sf_mem *mem, sf_conn_t **out)
 {
     sf_conn_t *conn;
     int rv;

@@ -80,12 +80,12 @@ typedef struct sf_conn_callbacks_s {
  * underscore are public, the others private.
  */
 struct sf_conn_s {
-    void *data;           /* public: the user's pointer */
-    uv_loop_t *loop;      /* read-only */
-    const sf_mem *mem;    /* read-only */
-    bool is_tls;          /* read-only */
-    bool is_unix;         /* read-only */
-    bool is_client;       /* read-only */
+    void *data;        /* public: the user's pointer */
+    uv_loop_t *loop;   /* read-only */
+    const sf_mem *mem; /* read-only */
+    bool is_tls;       /* read-only */
+    bool is_unix;      /* read-only */
+    bool is_client;    /* read-only */
 
     /* Private state follows. */
     union {
@@ -100,14 +100,14 @@ struct sf_conn_s {
     sf_conn_callbacks_t _cb;
 
     SSL *_ssl;
-    BIO *_rbio;           /* network -> SSL */
-    BIO *_wbio;           /* SSL -> network */
+    BIO *_rbio; /* network -> SSL */
+    BIO *_wbio; /* SSL -> network */
     sf_tls_ctx_t *_tls;
     bool _handshaken;
 
-    sf_buf_t _out;        /* wire bytes waiting for the next flush */
-    sf_buf_t _tls_pt;     /* TLS only: plaintext waiting to be encrypted */
-    sf_buf_t _inflight;   /* bytes owned by the uv_write in flight */
+    sf_buf_t _out;      /* wire bytes waiting for the next flush */
+    sf_buf_t _tls_pt;   /* TLS only: plaintext waiting to be encrypted */
+    sf_buf_t _inflight; /* bytes owned by the uv_write in flight */
     uv_write_t _write_req;
     uv_shutdown_t _shutdown_req;
     uv_connect_t _connect_req;
@@ -116,24 +116,24 @@ struct sf_conn_s {
     struct addrinfo *_ai_head;
     struct sockaddr_storage _addr; /* a numeric address to connect to */
     uint16_t _port;
-    bool _resolving;      /* the getaddrinfo request is in flight */
+    bool _resolving; /* the getaddrinfo request is in flight */
 
-    bool _writing;        /* a uv_write is in flight */
-    bool _flush_armed;    /* the idle/check handles are started */
-    bool _paused;         /* reading paused by the user */
-    bool _reading;        /* uv_read_start active */
-    bool _opened;         /* on_open(0) delivered */
-    bool _closing;        /* sf_conn_close/abort called */
-    bool _eof;            /* the peer's side is closed */
-    bool _shut;           /* shutdown requested */
+    bool _writing;     /* a uv_write is in flight */
+    bool _flush_armed; /* the idle/check handles are started */
+    bool _paused;      /* reading paused by the user */
+    bool _reading;     /* uv_read_start active */
+    bool _opened;      /* on_open(0) delivered */
+    bool _closing;     /* sf_conn_close/abort called */
+    bool _eof;         /* the peer's side is closed */
+    bool _shut;        /* shutdown requested */
     bool _handles_closing;
-    bool _connected;      /* the socket is connected (accepted, or connect done) */
-    bool _drain_wanted;   /* a uv_write was needed: report on_drain when done */
-    bool _pump_wanted;    /* TLS: decrypt buffered input at the next flush */
-    bool _reconnecting;   /* client: closing the socket to try the next address */
-    char _alpn[32];       /* the negotiated ALPN protocol, NUL-terminated */
+    bool _connected;    /* the socket is connected (accepted, or connect done) */
+    bool _drain_wanted; /* a uv_write was needed: report on_drain when done */
+    bool _pump_wanted;  /* TLS: decrypt buffered input at the next flush */
+    bool _reconnecting; /* client: closing the socket to try the next address */
+    char _alpn[32];     /* the negotiated ALPN protocol, NUL-terminated */
     int _reason;
-    int _pending;         /* handles + requests still to complete */
+    int _pending; /* handles + requests still to complete */
 };
 
 /**
@@ -169,9 +169,9 @@ int sf_conn_connect_tcp(uv_loop_t *loop, const char *host, uint16_t port, sf_tls
  * sf_conn_connect_tcp (|sni_host| may be NULL: no SNI, and with a verifying
  * context no name check is done).
  */
-int sf_conn_connect_unix(uv_loop_t *loop, const char *path, sf_tls_ctx_t *tls,
-                         const char *sni_host, const char *alpn, const sf_conn_callbacks_t *cb,
-                         void *data, const sf_mem *mem, sf_conn_t **out);
+int sf_conn_connect_unix(uv_loop_t *loop, const char *path, sf_tls_ctx_t *tls, const char *sni_host,
+                         const char *alpn, const sf_conn_callbacks_t *cb, void *data,
+                         const sf_mem *mem, sf_conn_t **out);
 
 /**
  * Queues the plaintext in |bufs| (copied) for sending; it leaves with
@@ -224,6 +224,9 @@ void sf_conn_close(sf_conn_t *conn, int reason);
 void sf_conn_abort(sf_conn_t *conn, int reason);
 
 /** True once sf_conn_close/abort was called or the connection failed. */
-static inline bool sf_conn_is_closing(const sf_conn_t *conn) { return conn->_closing; }
+static inline bool sf_conn_is_closing(const sf_conn_t *conn)
+{
+    return conn->_closing;
+}
 
 #endif /* SF_CONN_H */

@@ -24,7 +24,10 @@
 #define PIPELINE_MAX 64
 #define OUT_PAUSE_BYTES (4 * 1024 * 1024)
 
-static sf__sconn_t *hc_of(http_parser *p) { return p->data; }
+static sf__sconn_t *hc_of(http_parser *p)
+{
+    return p->data;
+}
 
 /* Stops parsing with |status| answered to the client. Returns -1: any
  * non-zero stops http-parser, but on_headers_complete must not return 1 or
@@ -44,31 +47,56 @@ static int cb_fail(sf__sconn_t *hc, int status, const char *text)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
     }
 }
 
@@ -215,7 +243,7 @@ static void fail(sf__sconn_t *hc, int status, const char *text)
 }
 
 int sf__h1s_respond(sf_http_request_t *req, int status, const sf_http_header_t *headers,
-                   size_t nheaders, const void *body, size_t body_len)
+                    size_t nheaders, const void *body, size_t body_len)
 {
     sf__sconn_t *hc = req->hc;
     /* An HTTP/1.0 client asked for keep-alive: say it is granted. */
@@ -225,8 +253,8 @@ int sf__h1s_respond(sf_http_request_t *req, int status, const sf_http_header_t *
 
     if (req == hc->req_head) {
         /* Its turn already: serialize straight into the connection. */
-        rv = build(sf_conn_out_buf(hc->conn), status, headers, nheaders, body, body_len,
-                   req->head, close, ka_hdr);
+        rv = build(sf_conn_out_buf(hc->conn), status, headers, nheaders, body, body_len, req->head,
+                   close, ka_hdr);
         sf__sreq_unlink(req);
         sf__sreq_put(req);
         if (rv != 0) {
@@ -241,8 +269,8 @@ int sf__h1s_respond(sf_http_request_t *req, int status, const sf_http_header_t *
         pump(hc);
         return SF_OK;
     }
-    rv = build(&req->resp, status, headers, nheaders, body, body_len, req->head,
-               req->close_after, ka_hdr);
+    rv = build(&req->resp, status, headers, nheaders, body, body_len, req->head, req->close_after,
+               ka_hdr);
     if (rv != 0) {
         /* The pipeline cannot skip an answer: give up the connection. */
         sf__sreq_unlink(req);
@@ -535,4 +563,7 @@ void sf__h1s_on_drain(sf__sconn_t *hc)
         after_progress(hc);
 }
 
-void sf__h1s_dispose(sf__sconn_t *hc) { (void)hc; }
+void sf__h1s_dispose(sf__sconn_t *hc)
+{
+    (void)hc;
+}

@@ -186,7 +186,7 @@ static void answer_error(sf_http_request_t *req, int status, const char *text)
 }
 
 int sf__h2s_respond(sf_http_request_t *req, int status, const sf_http_header_t *headers,
-                   size_t nheaders, const void *body, size_t body_len)
+                    size_t nheaders, const void *body, size_t body_len)
 {
     sf__sconn_t *hc = req->hc;
     int rv = submit(req, status, headers, nheaders, body, body_len);
@@ -244,8 +244,7 @@ static int add_header(sf_http_request_t *req, const uint8_t *name, size_t namele
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud)
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     sf__sconn_t *hc = ud;
     sf_http_request_t *req = stream_req(session, frame->hd.stream_id);

@@ -24,7 +24,7 @@ void sf__h2s_on_timeout(sf__sconn_t *hc);
 void sf__h2s_on_drain(sf__sconn_t *hc);
 /** sf_http_respond for an HTTP/2 request (DISPATCHED, connection alive). */
 int sf__h2s_respond(sf_http_request_t *req, int status, const sf_http_header_t *headers,
-                   size_t nheaders, const void *body, size_t body_len);
+                    size_t nheaders, const void *body, size_t body_len);
 /** Deletes the session at connection close (requests are handled by the caller). */
 void sf__h2s_dispose(sf__sconn_t *hc);
 

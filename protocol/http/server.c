@@ -163,8 +163,8 @@ void sf__sreq_dispatch(sf_http_request_t *req)
 
 bool sf__srv_hop_header(const char *name, size_t len)
 {
-    static const char *const names[] = {"content-length",   "connection", "transfer-encoding",
-                                        "keep-alive",       "upgrade",    "proxy-connection",
+    static const char *const names[] = {"content-length", "connection", "transfer-encoding",
+                                        "keep-alive",     "upgrade",    "proxy-connection",
                                         "http2-settings"};
     size_t i;
 
@@ -184,7 +184,10 @@ const char *sf_http_request_path(const sf_http_request_t *req)
     return req->has_path ? (const char *)req->meta.base + req->path_off : "";
 }
 
-int sf_http_request_version(const sf_http_request_t *req) { return req->version; }
+int sf_http_request_version(const sf_http_request_t *req)
+{
+    return req->version;
+}
 
 static const char *find_header(const sf_http_request_t *req, const char *name, size_t nlen,
                                size_t *len)
@@ -223,7 +226,10 @@ const uint8_t *sf_http_request_body(const sf_http_request_t *req, size_t *len)
     return req->body.base ? req->body.base : (const uint8_t *)"";
 }
 
-void *sf_http_request_user_data(const sf_http_request_t *req) { return req->user_data; }
+void *sf_http_request_user_data(const sf_http_request_t *req)
+{
+    return req->user_data;
+}
 
 int sf_http_respond(sf_http_request_t *req, int status, const sf_http_header_t *headers,
                     size_t nheaders, const void *body, size_t body_len)
@@ -527,13 +533,13 @@ int sf_http_server_new(uv_loop_t *loop, const sf_http_server_config_t *config,
     s->h2mem.realloc = mem->realloc;
     s->cb = cb;
     s->user_data = user_data;
-    s->max_header_bytes = config->max_header_bytes ? config->max_header_bytes
-                                                   : DEFAULT_MAX_HEADER_BYTES;
+    s->max_header_bytes =
+        config->max_header_bytes ? config->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
     s->max_body_bytes = config->max_body_bytes ? config->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
-    s->idle_timeout_ms = config->idle_timeout_ms ? config->idle_timeout_ms
-                                                 : DEFAULT_IDLE_TIMEOUT_MS;
-    s->read_timeout_ms = config->read_timeout_ms ? config->read_timeout_ms
-                                                 : DEFAULT_READ_TIMEOUT_MS;
+    s->idle_timeout_ms =
+        config->idle_timeout_ms ? config->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
+    s->read_timeout_ms =
+        config->read_timeout_ms ? config->read_timeout_ms : DEFAULT_READ_TIMEOUT_MS;
     s->h2_max_concurrent_streams = config->h2_max_concurrent_streams
                                        ? config->h2_max_concurrent_streams
                                        : DEFAULT_H2_MAX_STREAMS;
@@ -583,7 +589,10 @@ fail_server:
     return rv;
 }
 
-uint16_t sf_http_server_port(const sf_http_server_t *server) { return server->port; }
+uint16_t sf_http_server_port(const sf_http_server_t *server)
+{
+    return server->port;
+}
 
 static void server_maybe_free(sf_http_server_t *s)
 {

@@ -48,14 +48,14 @@ typedef struct {
 } sf__shdr_t;
 
 struct sf_http_request_s {
-    sf__sconn_t *hc;        /* the connection, NULL once detached */
+    sf__sconn_t *hc; /* the connection, NULL once detached */
     const sf_mem *mem;
-    void *user_data;        /* the server's user data */
+    void *user_data;                /* the server's user data */
     sf_http_request_t *prev, *next; /* in hc's request list */
     sf_http_request_t *next_free;   /* in the server's free list */
     sf__sreq_state state;
-    int version;            /* 1 or 2 */
-    int32_t stream_id;      /* HTTP/2 */
+    int version;       /* 1 or 2 */
+    int32_t stream_id; /* HTTP/2 */
 
     /* Strings: method\0path\0name\0value\0... */
     sf_buf_t meta;
@@ -63,19 +63,19 @@ struct sf_http_request_s {
     bool has_method, has_path;
     sf__shdr_t *hdrs;
     uint32_t nhdrs, hdrs_cap;
-    size_t header_bytes;    /* counted against max_header_bytes */
+    size_t header_bytes; /* counted against max_header_bytes */
     sf_buf_t body;
 
     /* Flags. */
-    bool keep_alive;        /* HTTP/1.1: the connection may carry more requests */
-    bool close_after;       /* HTTP/1.1: close once this response is written */
-    bool head;              /* HEAD: no response body */
-    bool http10;            /* HTTP/1.0 request */
-    bool discard;           /* HTTP/2: already answered with an error; drop DATA */
-    bool resp_done;         /* HTTP/2: our END_STREAM went out */
-    bool reset_sent;        /* HTTP/2: RST_STREAM(NO_ERROR) submitted */
-    size_t discarded;       /* HTTP/2: upload bytes dropped after an early answer */
-    int err_status;         /* a limit was hit: answer this status */
+    bool keep_alive;  /* HTTP/1.1: the connection may carry more requests */
+    bool close_after; /* HTTP/1.1: close once this response is written */
+    bool head;        /* HEAD: no response body */
+    bool http10;      /* HTTP/1.0 request */
+    bool discard;     /* HTTP/2: already answered with an error; drop DATA */
+    bool resp_done;   /* HTTP/2: our END_STREAM went out */
+    bool reset_sent;  /* HTTP/2: RST_STREAM(NO_ERROR) submitted */
+    size_t discarded; /* HTTP/2: upload bytes dropped after an early answer */
+    int err_status;   /* a limit was hit: answer this status */
     const char *err_text;
 
     /* The response: HTTP/1.1 wire bytes, or for HTTP/2 the header strings
@@ -106,20 +106,20 @@ struct sf_http_server_s {
         uv_handle_t handle;
     } listener;
     bool is_unix;
-    char *unix_path;        /* unlinked on close */
+    char *unix_path; /* unlinked on close */
     uint16_t port;
     sf_tls_ctx_t *tls;
 
     nghttp2_session_callbacks *h2cbs;
     http_parser_settings h1settings;
 
-    sf__sconn_t *conns;     /* doubly linked through hc->prev/next */
+    sf__sconn_t *conns; /* doubly linked through hc->prev/next */
     size_t nconns;
     sf_http_request_t *free_reqs;
     size_t nfree_reqs;
 
     bool closing;
-    int pending_closes;     /* listener + connections still closing */
+    int pending_closes; /* listener + connections still closing */
     sf_http_server_close_cb close_cb;
     void *close_ud;
 };
@@ -139,18 +139,18 @@ struct sf__sconn_s {
 
     /* HTTP/1.1. */
     http_parser parser;
-    sf_http_request_t *cur;  /* the request being parsed */
-    int h1_hstate;           /* 0: URL, 1: in a header name, 2: in a header value */
-    int h1_err_status;       /* set by a parser callback that hit a limit */
+    sf_http_request_t *cur; /* the request being parsed */
+    int h1_hstate;          /* 0: URL, 1: in a header name, 2: in a header value */
+    int h1_err_status;      /* set by a parser callback that hit a limit */
     const char *h1_err_text;
-    bool h1_dead;            /* no more parsing: closing after the queue */
-    bool h1_paused;          /* reading paused: too many requests in flight */
+    bool h1_dead;   /* no more parsing: closing after the queue */
+    bool h1_paused; /* reading paused: too many requests in flight */
 
     /* HTTP/2. */
     nghttp2_session *session;
-    bool h2_in_recv;         /* inside nghttp2_session_mem_recv */
-    uint32_t h2_receiving;   /* streams still receiving their request */
-    bool h2_paused;          /* reading paused: output backlog */
+    bool h2_in_recv;       /* inside nghttp2_session_mem_recv */
+    uint32_t h2_receiving; /* streams still receiving their request */
+    bool h2_paused;        /* reading paused: output backlog */
 };
 
 /* server.c */

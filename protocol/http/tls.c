@@ -148,8 +148,8 @@ static int load_cert_key(sf_tls_ctx_t *ctx, const char *cert_file, const char *k
     return SF_OK;
 }
 
-int sf_tls_server_ctx_new(const char *cert_file, const char *key_file,
-                          const char *alpn_protos_pref, sf_tls_ctx_t **out)
+int sf_tls_server_ctx_new(const char *cert_file, const char *key_file, const char *alpn_protos_pref,
+                          sf_tls_ctx_t **out)
 {
     sf_tls_ctx_t *ctx;
     ssize_t n;
@@ -244,8 +244,17 @@ void sf_tls_ctx_free(sf_tls_ctx_t *ctx)
         ctx_destroy(ctx);
 }
 
-bool sf_tls_ctx_is_server(const sf_tls_ctx_t *ctx) { return ctx->server; }
+bool sf_tls_ctx_is_server(const sf_tls_ctx_t *ctx)
+{
+    return ctx->server;
+}
 
-bool sf_tls_ctx_verifies_peer(const sf_tls_ctx_t *ctx) { return ctx->verify; }
+bool sf_tls_ctx_verifies_peer(const sf_tls_ctx_t *ctx)
+{
+    return ctx->verify;
+}
 
-SSL_CTX *sf_tls_ctx_ssl_ctx(const sf_tls_ctx_t *ctx) { return ctx->ssl_ctx; }
+SSL_CTX *sf_tls_ctx_ssl_ctx(const sf_tls_ctx_t *ctx)
+{
+    return ctx->ssl_ctx;
+}

@@ -38,8 +38,8 @@ typedef struct sf_tls_ctx_s sf_tls_ctx_t;
  * SF_ETLS when a file cannot be loaded or the key does not match (OpenSSL's
  * error text is logged to stderr).
  */
-int sf_tls_server_ctx_new(const char *cert_file, const char *key_file,
-                          const char *alpn_protos_pref, sf_tls_ctx_t **out);
+int sf_tls_server_ctx_new(const char *cert_file, const char *key_file, const char *alpn_protos_pref,
+                          sf_tls_ctx_t **out);
 
 /**
  * Builds a client context. |ca_file| is a PEM CA bundle, NULL for the

@@ -53,7 +53,10 @@ static void answer(sf_http_request_t *req)
     sf_http_respond(req, 200, h, 2, body, len);
 }
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void on_delay(uv_timer_t *t)
 {

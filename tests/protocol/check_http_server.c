@@ -199,16 +199,28 @@ static void run_echo(bool use_unix, bool tls, const char *alpn)
     remove_tmpdir();
 }
 
-START_TEST(test_conn_tcp_echo) { run_echo(false, false, NULL); }
+START_TEST(test_conn_tcp_echo)
+{
+    run_echo(false, false, NULL);
+}
 END_TEST
 
-START_TEST(test_conn_unix_echo) { run_echo(true, false, NULL); }
+START_TEST(test_conn_unix_echo)
+{
+    run_echo(true, false, NULL);
+}
 END_TEST
 
-START_TEST(test_conn_tls_echo) { run_echo(false, true, "h2,http/1.1"); }
+START_TEST(test_conn_tls_echo)
+{
+    run_echo(false, true, "h2,http/1.1");
+}
 END_TEST
 
-START_TEST(test_conn_tls_unix_echo) { run_echo(true, true, "http/1.1,h2"); }
+START_TEST(test_conn_tls_unix_echo)
+{
+    run_echo(true, true, "http/1.1,h2");
+}
 END_TEST
 
 START_TEST(test_conn_refused)
@@ -229,9 +241,9 @@ START_TEST(test_conn_refused)
     uv_tcp_getsockname(&e.listener.tcp, (struct sockaddr *)&addr, &namelen);
     port = ntohs(addr.sin_port);
     uv_close((uv_handle_t *)&e.listener, NULL);
-    ck_assert_int_eq(sf_conn_connect_tcp(&e.loop, "127.0.0.1", port, NULL, NULL, NULL, &cli_cb,
-                                         &e, NULL, &conn),
-                     0);
+    ck_assert_int_eq(
+        sf_conn_connect_tcp(&e.loop, "127.0.0.1", port, NULL, NULL, NULL, &cli_cb, &e, NULL, &conn),
+        0);
     ck_assert_int_eq(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
     ck_assert_int_eq(uv_loop_close(&e.loop), 0);
     ck_assert_int_eq(e.opens_client, 1);
@@ -245,9 +257,9 @@ START_TEST(test_tls_ctx_errors)
     sf_tls_ctx_t *ctx = NULL;
     uint8_t wire[32];
 
-    ck_assert_int_eq(sf_tls_server_ctx_new("/nonexistent/cert.pem", "/nonexistent/key.pem", NULL,
-                                           &ctx),
-                     SF_ETLS);
+    ck_assert_int_eq(
+        sf_tls_server_ctx_new("/nonexistent/cert.pem", "/nonexistent/key.pem", NULL, &ctx),
+        SF_ETLS);
     ck_assert_int_eq(sf_tls_client_ctx_new("/nonexistent/ca.pem", NULL, NULL, NULL, false, &ctx),
                      SF_ETLS);
     ck_assert_int_eq(sf_tls_alpn_wire("h2,http/1.1", wire, sizeof wire), 12);
@@ -294,7 +306,10 @@ static int tsrv_answer(sf_http_request_t *req)
     return sf_http_respond(req, 200, h, 2, line, (size_t)n);
 }
 
-static void tdelay_closed(uv_handle_t *h) { free(h->data); }
+static void tdelay_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void tdelay_fire(uv_timer_t *timer)
 {
@@ -438,9 +453,8 @@ START_TEST(test_server_curl_h1_h2_nghttp)
 
     base_config(&cfg);
     tsrv_start(&t, &cfg);
-    ck_assert_int_eq(capture(out, sizeof out, CURL "--http1.1 -d hello-h1 http://127.0.0.1:%u/echo",
-                             t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, CURL "--http1.1 -d hello-h1 http://127.0.0.1:%u/echo", t.port), 0);
     ck_assert_str_eq(out, "hello-h1\n200 1.1");
     ck_assert_int_eq(capture(out, sizeof out,
                              CURL "--http2-prior-knowledge -d hello-h2 http://127.0.0.1:%u/echo",
@@ -454,9 +468,8 @@ START_TEST(test_server_curl_h1_h2_nghttp)
                      0);
     ck_assert_str_eq(out, "GET /a\n\n200 1.1GET /b\n\n200 1.1");
     /* nghttp: an independent HTTP/2 client, prior knowledge. */
-    ck_assert_int_eq(capture(out, sizeof out, "nghttp -t 10 http://127.0.0.1:%u/from-nghttp 2>&1",
-                             t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, "nghttp -t 10 http://127.0.0.1:%u/from-nghttp 2>&1", t.port), 0);
     ck_assert_str_eq(out, "GET /from-nghttp\n");
     /* Many multiplexed streams from h2load, and HTTP/1.1 pipelining. */
     ck_assert_int_eq(capture(out, sizeof out,
@@ -528,13 +541,11 @@ START_TEST(test_server_tls_alpn)
     /* The default timeouts from here on: handshakes are slow under valgrind. */
     cfg.read_timeout_ms = 0;
     tsrv_start(&t, &cfg);
-    ck_assert_int_eq(capture(out, sizeof out, CURL "-k --http2 -d tls-h2 https://127.0.0.1:%u/x",
-                             t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, CURL "-k --http2 -d tls-h2 https://127.0.0.1:%u/x", t.port), 0);
     ck_assert_str_eq(out, "tls-h2\n200 2");
-    ck_assert_int_eq(capture(out, sizeof out,
-                             CURL "-k --http1.1 -d tls-h1 https://127.0.0.1:%u/x", t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, CURL "-k --http1.1 -d tls-h1 https://127.0.0.1:%u/x", t.port), 0);
     ck_assert_str_eq(out, "tls-h1\n200 1.1");
     /* Verified against the generated certificate, by name. */
     ck_assert_int_eq(capture(out, sizeof out,
@@ -544,9 +555,8 @@ START_TEST(test_server_tls_alpn)
                      0);
     ck_assert_str_eq(out, "GET /verified\n\n200 2");
     /* nghttp over TLS (ALPN h2). */
-    ck_assert_int_eq(capture(out, sizeof out, "nghttp -t 10 https://127.0.0.1:%u/n 2>/dev/null",
-                             t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, "nghttp -t 10 https://127.0.0.1:%u/n 2>/dev/null", t.port), 0);
     ck_assert_str_eq(out, "GET /n\n");
     tsrv_stop(&t);
     remove_tmpdir();
@@ -712,9 +722,8 @@ START_TEST(test_server_async_respond)
 
     base_config(&cfg);
     tsrv_start(&t, &cfg);
-    ck_assert_int_eq(capture(out, sizeof out, CURL "--http1.1 -d later-1 http://127.0.0.1:%u/delay",
-                             t.port),
-                     0);
+    ck_assert_int_eq(
+        capture(out, sizeof out, CURL "--http1.1 -d later-1 http://127.0.0.1:%u/delay", t.port), 0);
     ck_assert_str_eq(out, "later-1\n200 1.1");
     ck_assert_int_eq(capture(out, sizeof out,
                              CURL "--http2-prior-knowledge -d later-2 http://127.0.0.1:%u/delay",
