@@ -413,8 +413,11 @@ static void on_connection(uv_stream_t *listener, int status)
     if (status < 0 || s->closing)
         return;
     hc = sf_mem_calloc(s->mem, 1, sizeof *hc);
-    if (!hc)
-        return; /* the connection stays in the backlog for later */
+    if (!hc) {
+        /* Out of memory: the connection stays in the backlog, and libuv
+         * stops polling the listener until the next accept succeeds. */
+        return;
+    }
     hc->server = s;
     hc->next = s->conns;
     if (s->conns)
