@@ -46,6 +46,7 @@ typedef struct sf_rt_s {
     sf_state_backend_t *state;
     sf_workers_t workers;
     sf_io_t *io;
+    struct sf_admin_s *admin;        /* the --admin listener (runtime/admin/admin.h) */
     sf_embedded_t **embedded;        /* parallel to mod->embedded */
     _Atomic uint32_t *blocked_kg;    /* [max_parallelism]: blocked addresses per key group */
     _Atomic uint32_t *unhealthy;     /* [mod->nendpoints]: workers that see it failing */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "admin.h"
 #include "dispatch.h"
 #include "rt.h"
 #include "runtime.h"
@@ -113,6 +114,7 @@ static void on_closed(uv_handle_t *h) { (void)h; }
 static void rt_free(sf_rt_t *rt)
 {
     size_t i;
+    sf_admin_free(rt->admin); /* first: it reads the I/O counters and the state */
     if (rt->io)
         sf_io_free(rt->io);
     if (rt->workers.w)
@@ -211,7 +213,14 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         return rv;
     }
 
-    if ((rv = sf_workers_start(&rt->workers)) != 0 || (rt->io && (rv = sf_io_start(rt->io)) != 0)) {
+    /* The admin listener: bound now, so a busy port stops us before anything runs. */
+    if ((rv = sf_admin_new(rt, o->admin.host, o->admin.port, &rt->admin)) != 0) {
+        rt_free(rt);
+        return rv;
+    }
+
+    if ((rv = sf_workers_start(&rt->workers)) != 0 || (rt->io && (rv = sf_io_start(rt->io)) != 0) ||
+        (rv = sf_admin_start(rt->admin)) != 0) {
         sf_log_error("cannot start threads: %s", sf_strerror(rv));
         sf_workers_stop(&rt->workers);
         rt_free(rt);
@@ -225,6 +234,8 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     if (rt->io && mod->egress)
         sf_log_info("playground egress on http://%s:%u/{topic}", mod->egress->host,
                     sf_io_egress_port(rt->io));
+    sf_log_info("admin on http://%s:%u (/healthz, /metrics, /v1/state/{namespace}/{type}/{id})",
+                o->admin.host, sf_admin_port(rt->admin));
 
     /* Wait for a signal. */
     uv_loop_init(&loop);
@@ -241,6 +252,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     sf_workers_stop(&rt->workers);
     if (rt->io)
         sf_io_stop(rt->io);
+    sf_admin_stop(rt->admin); /* last: /healthz says "stopping" until here */
     uv_close((uv_handle_t *)&sigint, on_closed);
     uv_close((uv_handle_t *)&sigterm, on_closed);
     uv_run(&loop, UV_RUN_DEFAULT);
