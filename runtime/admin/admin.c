@@ -220,17 +220,38 @@ typedef struct fn_family_s {
 } fn_family_t;
 
 /* Counters are unsigned 64-bit; real ones never come near 2^63. */
-static int64_t get_in(const sf_fn_metrics_t *m) { return (int64_t)atomic_load(&m->messages_in); }
-static int64_t get_out(const sf_fn_metrics_t *m) { return (int64_t)atomic_load(&m->out_local); }
+static int64_t get_in(const sf_fn_metrics_t *m)
+{
+    return (int64_t)atomic_load(&m->messages_in);
+}
+static int64_t get_out(const sf_fn_metrics_t *m)
+{
+    return (int64_t)atomic_load(&m->out_local);
+}
 static int64_t get_delayed(const sf_fn_metrics_t *m)
 {
     return (int64_t)atomic_load(&m->out_delayed);
 }
-static int64_t get_egress(const sf_fn_metrics_t *m) { return (int64_t)atomic_load(&m->egress); }
-static int64_t get_inv(const sf_fn_metrics_t *m) { return (int64_t)atomic_load(&m->invocations); }
-static int64_t get_fail(const sf_fn_metrics_t *m) { return (int64_t)atomic_load(&m->failures); }
-static int64_t get_backlog(const sf_fn_metrics_t *m) { return atomic_load(&m->backlog); }
-static int64_t get_blocked(const sf_fn_metrics_t *m) { return atomic_load(&m->blocked); }
+static int64_t get_egress(const sf_fn_metrics_t *m)
+{
+    return (int64_t)atomic_load(&m->egress);
+}
+static int64_t get_inv(const sf_fn_metrics_t *m)
+{
+    return (int64_t)atomic_load(&m->invocations);
+}
+static int64_t get_fail(const sf_fn_metrics_t *m)
+{
+    return (int64_t)atomic_load(&m->failures);
+}
+static int64_t get_backlog(const sf_fn_metrics_t *m)
+{
+    return atomic_load(&m->backlog);
+}
+static int64_t get_blocked(const sf_fn_metrics_t *m)
+{
+    return atomic_load(&m->blocked);
+}
 
 static const fn_family_t fn_families[] = {
     {"statefun_function_messages_in_total", "counter",
@@ -560,8 +581,7 @@ int sf_admin_render_state(sf_rt_t *rt, const char *addr_s, size_t len, sf_buf_t 
     }
     if (s.err) {
         outf(out, &err, "%s\n",
-             s.err == SF_EPROTO ? "a state name or typename is not UTF-8"
-                                : "out of memory");
+             s.err == SF_EPROTO ? "a state name or typename is not UTF-8" : "out of memory");
         goto out;
     }
     if (json_object_size(s.states) == 0) {
@@ -729,7 +749,10 @@ int sf_admin_new(sf_rt_t *rt, const char *host, uint16_t port, sf_admin_t **out)
     return 0;
 }
 
-uint16_t sf_admin_port(const sf_admin_t *admin) { return admin->port; }
+uint16_t sf_admin_port(const sf_admin_t *admin)
+{
+    return admin->port;
+}
 
 int sf_admin_start(sf_admin_t *admin)
 {

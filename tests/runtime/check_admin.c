@@ -28,17 +28,16 @@
 #include "sf_proto.h"
 #include "testutil.h"
 
-static const char module_yaml[] =
-    "kind: io.statefun.endpoints.v2/http\n"
-    "spec:\n"
-    "  functions: fns/*\n"
-    "  urlPathTemplate: http://127.0.0.1:1/fns\n"
-    "  transport:\n"
-    "    timeouts:\n"
-    "      call: 2s\n"
-    "      connect: 1s\n"
-    "      read: 1s\n"
-    "      write: 1s\n";
+static const char module_yaml[] = "kind: io.statefun.endpoints.v2/http\n"
+                                  "spec:\n"
+                                  "  functions: fns/*\n"
+                                  "  urlPathTemplate: http://127.0.0.1:1/fns\n"
+                                  "  transport:\n"
+                                  "    timeouts:\n"
+                                  "      call: 2s\n"
+                                  "      connect: 1s\n"
+                                  "      read: 1s\n"
+                                  "      write: 1s\n";
 
 static sf_options_t opts;
 static sf_module_t *mod;
@@ -288,7 +287,8 @@ START_TEST(test_metrics_render)
     ck_assert_line(t, "statefun_function_backlog_messages{%s} 9", L);
     ck_assert_line(t, "statefun_function_blocked_addresses{%s} 1", L);
     /* Label values escape quotes and backslashes. */
-    ck_assert_line(t, "statefun_function_messages_in_total{function_type=\"other/q\\\"uo\\\\te\"} 11");
+    ck_assert_line(t,
+                   "statefun_function_messages_in_total{function_type=\"other/q\\\"uo\\\\te\"} 11");
 
     /* The histogram is cumulative, in seconds, for remote types only. */
     ck_assert_line(t, "# TYPE statefun_function_remote_latency_seconds histogram");
@@ -313,8 +313,9 @@ START_TEST(test_metrics_render)
     sf_buf_reset(&b);
     ck_assert_int_eq(sf_admin_render_metrics(rt, &b), 0);
     sf_buf_append(&b, "", 1);
-    ck_assert_line((const char *)b.base, "statefun_endpoint_healthy{endpoint=\"http://127.0.0.1:1/fns\","
-                                         "functions=\"fns/*\"} 0");
+    ck_assert_line((const char *)b.base,
+                   "statefun_endpoint_healthy{endpoint=\"http://127.0.0.1:1/fns\","
+                   "functions=\"fns/*\"} 0");
     sf_buf_dispose(&b);
 }
 END_TEST
@@ -353,8 +354,8 @@ static void put(sf_state_batch_t *batch, const char *name, const char *type, con
 {
     sf_addr_t a;
     ck_assert_int_eq(sf_addr_parse(addr_s, strlen(addr_s), &a), 0);
-    ck_assert_int_eq(sf_state_batch_put(batch, sf_key_group(addr_s, strlen(addr_s), 128), &a,
-                                        name, type, v->base, v->len, mode, ttl_ms, sf_wall_ms()),
+    ck_assert_int_eq(sf_state_batch_put(batch, sf_key_group(addr_s, strlen(addr_s), 128), &a, name,
+                                        type, v->base, v->len, mode, ttl_ms, sf_wall_ms()),
                      0);
 }
 
@@ -433,8 +434,8 @@ START_TEST(test_state_json)
     ck_assert_str_eq(json_string_value(json_object_get(s, "typename")), "io.statefun.types/bool");
     ck_assert(json_is_true(json_object_get(s, "value")));
     ck_assert_int_eq(json_integer_value(json_object_get(state_of(root, "i"), "value")), -7);
-    ck_assert_int_eq(json_integer_value(json_object_get(state_of(root, "l"), "value")),
-                     INT64_C(1) << 40);
+    ck_assert_int_eq(json_integer_value(json_object_get(state_of(root, "l"), "value")), INT64_C(1)
+                                                                                            << 40);
     ck_assert(json_real_value(json_object_get(state_of(root, "f"), "value")) == 1.5);
     ck_assert(json_real_value(json_object_get(state_of(root, "d"), "value")) == 0.1);
     ck_assert_str_eq(json_string_value(json_object_get(state_of(root, "s"), "value")),

@@ -185,10 +185,10 @@ static void start_runtime(const char *yaml, const char *backend)
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        static const char *const vars[] = {"STATEFUN_STATE_DIR", "STATEFUN_STATE_BACKEND",
-                                           "STATEFUN_WORKERS", "STATEFUN_MAX_PARALLELISM",
-                                           "STATEFUN_CHECKPOINT_INTERVAL", "STATEFUN_ADMIN",
-                                           "STATEFUN_LOG_LEVEL"};
+        static const char *const vars[] = {
+            "STATEFUN_STATE_DIR",       "STATEFUN_STATE_BACKEND",       "STATEFUN_WORKERS",
+            "STATEFUN_MAX_PARALLELISM", "STATEFUN_CHECKPOINT_INTERVAL", "STATEFUN_ADMIN",
+            "STATEFUN_LOG_LEVEL"};
         int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644), nul = open("/dev/null", O_RDWR);
         size_t i;
         for (i = 0; i < sizeof vars / sizeof vars[0]; i++)
@@ -253,8 +253,8 @@ static char *wait_metric(const char *name, const char *labels, double want)
         if (sample(body, name, labels) >= want)
             return body;
         if (now_ms() > deadline)
-            ck_abort_msg("%s{%s} did not reach %g within %d ms:\n%s", name, labels, want,
-                         WAIT_MS, body);
+            ck_abort_msg("%s{%s} did not reach %g within %d ms:\n%s", name, labels, want, WAIT_MS,
+                         body);
         free(body);
         sleep_ms(100);
     }
@@ -467,8 +467,7 @@ START_TEST(test_degraded)
     ck_assert_msg(sample(body, "statefun_endpoint_healthy", expect) == 0, "%s", body);
     ck_assert(sample(body, "statefun_function_invocation_failures_total",
                      "function_type=\"fns/f\"") >= 1);
-    ck_assert(sample(body, "statefun_function_messages_in_total", "function_type=\"fns/f\"") ==
-              0);
+    ck_assert(sample(body, "statefun_function_messages_in_total", "function_type=\"fns/f\"") == 0);
     ck_assert(sample(body, "statefun_function_remote_latency_seconds_count",
                      "function_type=\"fns/f\"") == 0);
     free(body);
