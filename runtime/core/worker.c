@@ -92,6 +92,66 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
+/* The pause: three waits on one barrier of n workers + the pausing thread.
+ * 1: everyone stopped (nothing is pushed into a mailbox any more);
+ * 2: every worker ran the callback over its pending messages;
+ * 3: the pausing thread did its work and lets everyone go. */
+static void on_pause(uv_async_t *h)
+{
+    sf_worker_t *w = h->data;
+    sf_workers_t *g = w->group;
+    sf_msg_fifo_t pending;
+    uint32_t i;
+
+    uv_barrier_wait(&g->_barrier);
+    /* Everyone stands still: the mailbox holds all it will get. Keep the
+     * order of delivery: inbox first, then what the mailbox had. */
+    sf_mailbox_drain(&w->_mailbox, &w->_inbox);
+    sf_msg_fifo_init(&pending);
+    sf_msg_fifo_splice(&pending, &w->_inbox);
+    /* The outboxes follow: their messages were sent after everything their
+     * destinations already hold. */
+    for (i = 0; i < g->n; i++)
+        sf_msg_fifo_splice(&pending, &w->_outbox[i]);
+    g->_pause_cb(w, &pending, g->_pause_arg);
+    /* Put everything back where it was: re-split by destination. */
+    {
+        sf_msg_t *m;
+        while ((m = sf_msg_fifo_pop(&pending)) != NULL) {
+            sf_worker_t *owner = sf_workers_owner(g, m->key_group);
+            if (owner == w)
+                sf_msg_fifo_push(&w->_inbox, m);
+            else
+                sf_msg_fifo_push(&w->_outbox[owner->id], m);
+        }
+    }
+    if (w->_inbox.head)
+        sf_worker_kick(w);
+    uv_barrier_wait(&g->_barrier);
+    uv_barrier_wait(&g->_barrier);
+}
+
+uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg)
+{
+    uint64_t start = uv_hrtime();
+    uint32_t i;
+    g->_pause_cb = cb;
+    g->_pause_arg = arg;
+    uv_barrier_init(&g->_barrier, g->n + 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    for (i = 0; i < g->n; i++)
+        uv_async_send(&g->w[i]->_pause);
+    uv_barrier_wait(&g->_barrier); /* 1: all stopped */
+    uv_barrier_wait(&g->_barrier); /* 2: all ran cb */
+    return (uv_hrtime() - start) / 1000;
+}
+
+void sf_workers_resume(sf_workers_t *g)
+{
+    uv_barrier_wait(&g->_barrier); /* 3: go */
+    uv_barrier_destroy(&g->_barrier);
+}
+
 static void on_stop(uv_async_t *h)
 {
     sf_worker_t *w = h->data;
@@ -109,6 +169,7 @@ static void on_stop(uv_async_t *h)
     uv_idle_stop(&w->_pump);
     uv_close((uv_handle_t *)&w->_pump, on_closed);
     uv_close((uv_handle_t *)&w->_stop, on_closed);
+    uv_close((uv_handle_t *)&w->_pause, on_closed);
     sf_mailbox_close(&w->_mailbox, on_closed);
 }
 
@@ -152,6 +213,8 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         w->_pump.data = w;
         uv_async_init(&w->loop, &w->_stop, on_stop);
         w->_stop.data = w;
+        uv_async_init(&w->loop, &w->_pause, on_pause);
+        w->_pause.data = w;
         sf_msg_fifo_init(&w->_inbox);
         w->_outbox = sf_xcalloc(n, sizeof *w->_outbox);
     }
@@ -196,6 +259,7 @@ void sf_workers_dispose(sf_workers_t *g)
             /* Never started: close the handles on the loop here. */
             uv_close((uv_handle_t *)&w->_pump, on_closed);
             uv_close((uv_handle_t *)&w->_stop, on_closed);
+            uv_close((uv_handle_t *)&w->_pause, on_closed);
             sf_mailbox_close(&w->_mailbox, on_closed);
         }
         uv_run(&w->loop, UV_RUN_DEFAULT);

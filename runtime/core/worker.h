@@ -42,6 +42,13 @@ typedef void (*sf_worker_deliver_cb)(sf_worker_t *w, sf_msg_t *m);
 typedef void (*sf_worker_start_cb)(sf_worker_t *w);
 /** Runs on |w|'s thread when stopping; must close the caller's handles. */
 typedef void (*sf_worker_stop_cb)(sf_worker_t *w);
+/**
+ * Runs on |w|'s thread during a pause, once every worker has stopped (see
+ * sf_workers_pause): |pending| holds every message the worker has accepted
+ * but not delivered (its inbox, its outboxes and its drained mailbox, in that
+ * order); the callee reads them without taking them.
+ */
+typedef void (*sf_worker_pause_cb)(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg);
 
 struct sf_worker_s {
     void *data;                 /* public: the dispatcher's per-worker state */
@@ -57,6 +64,7 @@ struct sf_worker_s {
     sf_mailbox_t _mailbox;
     uv_idle_t _pump;
     uv_async_t _stop;
+    uv_async_t _pause;
     sf_msg_fifo_t _inbox;
     sf_msg_fifo_t *_outbox;     /* [group->n] */
     bool _pump_armed;
@@ -72,6 +80,11 @@ struct sf_workers_s {
     sf_worker_start_cb on_start;
     sf_worker_stop_cb on_stop;
     void *data;                 /* public: the runtime */
+
+    /* private: the pause in progress (set by the pausing thread) */
+    uv_barrier_t _barrier;
+    sf_worker_pause_cb _pause_cb;
+    void *_pause_arg;
 };
 
 /**
@@ -107,6 +120,18 @@ void sf_worker_route(sf_worker_t *w, sf_msg_t *m);
  * ownership of every message of |chain|. Any thread.
  */
 void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain);
+
+/**
+ * Stops every worker at a safe point (between two loop callbacks), then runs
+ * |cb| on each worker's thread while all of them stand still (so no message
+ * moves between workers meanwhile), and returns once every |cb| is done.
+ * The workers stay stopped until sf_workers_resume. Returns the pause's
+ * duration so far in microseconds. Any thread but a worker's; the workers
+ * must be running.
+ */
+uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg);
+/** Lets the workers go on after sf_workers_pause. Same thread. */
+void sf_workers_resume(sf_workers_t *g);
 
 /** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
 void sf_worker_kick(sf_worker_t *w);

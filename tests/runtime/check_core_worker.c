@@ -13,6 +13,7 @@
 
 static _Atomic int misrouted;
 static _Atomic long remaining_hops;
+static _Atomic long live_msgs; /* messages created and not yet delivered */
 
 /* Each message carries a hop count; it goes on to another address until 0. */
 static void deliver(sf_worker_t *w, sf_msg_t *m)
@@ -22,6 +23,7 @@ static void deliver(sf_worker_t *w, sf_msg_t *m)
         atomic_fetch_add(&misrouted, 1);
     memcpy(&hops, sf_msg_value(m), sizeof hops);
     atomic_fetch_sub(&remaining_hops, 1);
+    atomic_fetch_sub(&live_msgs, 1);
     if (hops > 0) {
         char id[32];
         sf_msg_t *next;
@@ -32,6 +34,7 @@ static void deliver(sf_worker_t *w, sf_msg_t *m)
                                           w->group->max_parallelism, &next),
                          0);
         next->seq = m->seq;
+        atomic_fetch_add(&live_msgs, 1);
         sf_worker_route(w, next);
     }
     sf_msg_free(m);
@@ -92,6 +95,71 @@ START_TEST(test_workers_init_rejects_bad_sizes)
 }
 END_TEST
 
+static _Atomic long paused_pending;
+static _Atomic int paused_workers;
+
+static void on_paused(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg)
+{
+    (void)w;
+    (void)arg;
+    atomic_fetch_add(&paused_pending, (long)pending->count);
+    atomic_fetch_add(&paused_workers, 1);
+}
+
+/* Pausing in the middle of a hop storm loses nothing: every message is
+ * either delivered or pending at the pause, and all hops finish after it. */
+START_TEST(test_workers_pause_midway)
+{
+    enum { CHAINS = 300, HOPS = 200 };
+    sf_workers_t g;
+    sf_msg_fifo_t chain;
+    uint32_t i;
+    int waited, pauses = 0;
+    atomic_store(&misrouted, 0);
+    atomic_store(&remaining_hops, (long)CHAINS * (HOPS + 1));
+    atomic_store(&live_msgs, CHAINS);
+    ck_assert_int_eq(sf_workers_init(&g, 3, 64, deliver, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(sf_workers_start(&g), 0);
+    sf_msg_fifo_init(&chain);
+    for (i = 0; i < CHAINS; i++) {
+        char id[32];
+        uint32_t hops = HOPS;
+        sf_msg_t *m;
+        snprintf(id, sizeof id, "p-%u", i);
+        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
+                                          (const uint8_t *)&hops, sizeof hops, 64, &m),
+                         0);
+        m->seq = i;
+        sf_msg_fifo_push(&chain, m);
+    }
+    sf_workers_route_chain(&g, &chain);
+    for (waited = 0; waited < 20000 && atomic_load(&remaining_hops) > 0; waited += 1) {
+        if (waited % 2 == 0) {
+            long before, pending;
+            atomic_store(&paused_pending, 0);
+            atomic_store(&paused_workers, 0);
+            sf_workers_pause(&g, on_paused, NULL);
+            /* While paused nothing moves, and every message that exists is
+             * in some worker's pending list. */
+            before = atomic_load(&remaining_hops);
+            pending = atomic_load(&paused_pending);
+            ck_assert_int_eq(atomic_load(&paused_workers), 3);
+            usleep(200);
+            ck_assert_int_eq(atomic_load(&remaining_hops), before);
+            ck_assert_int_eq(pending, atomic_load(&live_msgs));
+            sf_workers_resume(&g);
+            pauses++;
+        }
+        usleep(1000);
+    }
+    sf_workers_stop(&g);
+    ck_assert_int_eq(atomic_load(&remaining_hops), 0);
+    ck_assert_int_eq(atomic_load(&misrouted), 0);
+    ck_assert_int_gt(pauses, 0);
+    sf_workers_dispose(&g);
+}
+END_TEST
+
 Suite *sf_runtime_core_worker_suite(void)
 {
     Suite *s = suite_create("runtime_core_worker");
@@ -99,6 +167,7 @@ Suite *sf_runtime_core_worker_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_workers_route_and_hop);
     tcase_add_test(tc, test_workers_init_rejects_bad_sizes);
+    tcase_add_test(tc, test_workers_pause_midway);
     suite_add_tcase(s, tc);
     return s;
 }
