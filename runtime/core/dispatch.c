@@ -80,6 +80,8 @@ struct wctx_s {
     sf_msg_fifo_t egress;       /* egress records of the reply being applied */
     int pending_closes;
     bool stopping;
+    uint64_t snap_id;           /* checkpoint whose pending work we wrote last */
+    uint32_t snap_count;        /* how many records that was */
 };
 
 static void send_batch(act_t *a);
@@ -774,6 +776,87 @@ static void arm_timer(wctx_t *wc)
     now = sf_wall_ms();
     wc->timer_at = at;
     uv_timer_start(&wc->timer, on_timer, at > now ? (uint64_t)(at - now) : 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoint snapshot                                                        */
+
+typedef struct snap_s {
+    wctx_t *wc;
+    uint64_t id;
+    uint32_t seq;
+} snap_t;
+
+static void snap_key(uint8_t key[16], uint64_t id, uint32_t worker, uint32_t seq)
+{
+    int i;
+    for (i = 0; i < 8; i++)
+        key[i] = (uint8_t)(id >> (56 - 8 * i));
+    for (i = 0; i < 4; i++) {
+        key[8 + i] = (uint8_t)(worker >> (24 - 8 * i));
+        key[12 + i] = (uint8_t)(seq >> (24 - 8 * i));
+    }
+}
+
+static void snap_put(snap_t *s, const sf_msg_t *m)
+{
+    uint8_t key[16];
+    sf_buf_reset(&s->wc->msgbuf);
+    sf_msg_encode(m, &s->wc->msgbuf);
+    snap_key(key, s->id, s->wc->w->id, s->seq++);
+    sf_state_batch_log_put(s->wc->batch, SF_LOG_COL_PENDING, key, sizeof key, s->wc->msgbuf.base,
+                           s->wc->msgbuf.len);
+}
+
+static void snap_fifo(snap_t *s, const sf_msg_fifo_t *q)
+{
+    const sf_msg_link_t *l;
+    for (l = q->head; l; l = l->next)
+        snap_put(s, sf_container_of(l, sf_msg_t, link));
+}
+
+static void snap_act(sf_actmap_node_t *n, void *ud)
+{
+    act_t *a = sf_container_of(n, act_t, node);
+    snap_fifo(ud, &a->batch);
+    snap_fifo(ud, &a->backlog);
+}
+
+void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg)
+{
+    wctx_t *wc = w->data;
+    snap_t s;
+    uint8_t key[16];
+    uint32_t i;
+    int rv;
+
+    sf_snapshot_arg_t *sa = arg;
+
+    if (!wc)
+        return;
+    s.wc = wc;
+    s.id = sa->id;
+    s.seq = 0;
+    /* The previous checkpoint's records are done with in the live store. */
+    for (i = 0; i < wc->snap_count; i++) {
+        snap_key(key, wc->snap_id, w->id, i);
+        sf_state_batch_log_delete(wc->batch, SF_LOG_COL_PENDING, key, sizeof key);
+    }
+    /* Per address: the batch in flight (or waiting for a retry) was sent
+     * before the backlog; the inbox and outboxes hold later messages. */
+    sf_actmap_foreach(&wc->acts, snap_act, &s);
+    snap_fifo(&s, pending);
+    rv = sf_state_batch_commit(wc->batch);
+    if (rv != 0) {
+        sf_log_error("checkpoint %llu: writing the pending work of worker %u failed: %s",
+                     (unsigned long long)s.id, w->id, sf_strerror(rv));
+        sf_state_batch_clear(wc->batch);
+        atomic_fetch_add(&sa->failed, 1);
+        return;
+    }
+    atomic_fetch_add(&sa->messages, s.seq);
+    wc->snap_id = s.id;
+    wc->snap_count = s.seq;
 }
 
 /* ------------------------------------------------------------------------ */

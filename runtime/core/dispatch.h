@@ -36,6 +36,28 @@ void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m);
 /** sf_worker_stop_cb: closes the dispatcher's handles; frees it once closed. */
 void sf_dispatch_stop(sf_worker_t *w);
 
+/**
+ * The log column of the state store holding checkpointed pending work. Keys
+ * are [checkpoint id u64][worker u32][seq u32], big-endian; values are
+ * messages in their stable encoding, in delivery order per worker.
+ */
+#define SF_LOG_COL_PENDING 1
+
+/** What sf_dispatch_snapshot takes and reports. */
+typedef struct sf_snapshot_arg_s {
+    uint64_t id;          /* the checkpoint */
+    _Atomic int failed;   /* workers that could not write their pending work */
+    _Atomic uint64_t messages; /* pending messages written */
+} sf_snapshot_arg_t;
+
+/**
+ * sf_worker_pause_cb for a checkpoint (|arg| is an sf_snapshot_arg_t): writes the worker's pending work — every address's in-flight
+ * batch and backlog, then |pending| (inbox and outboxes) — into the state
+ * store under the checkpoint id, and deletes what it wrote for the previous
+ * checkpoint. Worker thread, during a pause.
+ */
+void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg);
+
 /** Retry backoff: first delay, cap (milliseconds). */
 #define SF_RETRY_MIN_MS 10
 #define SF_RETRY_MAX_MS 2000

@@ -40,6 +40,12 @@ typedef struct sf_fn_metrics_s {
 #define SF_LATENCY_BOUNDS_US                                                                       \
     {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX}
 
+struct sf_checkpointer_s;
+struct sf_checkpoint_stats_s;
+
+/** Checkpoints kept under STATE_DIR/checkpoints. */
+#define SF_CHECKPOINTS_RETAINED 3
+
 typedef struct sf_rt_s {
     const sf_options_t *opts;
     const sf_module_t *mod;
@@ -55,10 +61,22 @@ typedef struct sf_rt_s {
     sf_fn_metrics_t fn_metrics[SF_MAX_FN_METRICS];
     _Atomic uint32_t nfn_metrics;
     pthread_mutex_t fn_metrics_lock; /* only for claiming a slot */
+    /* Checkpoints: the coordinator (main thread) and its metrics. */
+    struct sf_checkpointer_s *checkpointer;
+    _Atomic uint64_t checkpoints;          /* completed */
+    _Atomic uint64_t checkpoint_failures;
+    _Atomic uint64_t checkpoint_pause_us;  /* last */
+    _Atomic uint64_t checkpoint_duration_us; /* last */
+    _Atomic uint64_t checkpoint_bytes;     /* last */
+    _Atomic uint64_t checkpoint_pause_us_sum;
+    _Atomic uint64_t checkpoint_duration_us_sum;
 } sf_rt_t;
 
 /** The metrics slot of function type |name| ("ns/type"); claims one. Any thread. */
 sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name);
+
+/** Records a completed checkpoint in the metrics. Main thread. */
+void sf_rt_checkpoint_done(sf_rt_t *rt, const struct sf_checkpoint_stats_s *st);
 
 /** Wall-clock milliseconds since the epoch (state and timers survive restarts). */
 int64_t sf_wall_ms(void);

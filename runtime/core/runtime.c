@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "checkpoint.h"
 #include "dispatch.h"
 #include "rt.h"
 #include "runtime.h"
@@ -24,6 +25,16 @@ int64_t sf_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sf_rt_checkpoint_done(sf_rt_t *rt, const sf_checkpoint_stats_t *st)
+{
+    atomic_fetch_add(&rt->checkpoints, 1);
+    atomic_store(&rt->checkpoint_pause_us, st->pause_us);
+    atomic_store(&rt->checkpoint_duration_us, st->duration_us);
+    atomic_store(&rt->checkpoint_bytes, st->bytes);
+    atomic_fetch_add(&rt->checkpoint_pause_us_sum, st->pause_us);
+    atomic_fetch_add(&rt->checkpoint_duration_us_sum, st->duration_us);
 }
 
 sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name)
@@ -103,6 +114,90 @@ static int mkdirs(const char *path)
     return SF_OK;
 }
 
+/* Opens the state backend: from the newest complete checkpoint when there is
+ * one (replacing the live store, which may be ahead of it after a crash),
+ * else the live store as it is. */
+static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_manifest_t *m)
+{
+    const sf_options_t *o = rt->opts;
+    uint64_t t0 = uv_hrtime();
+    int rv, found = 0;
+
+    memset(m, 0, sizeof *m);
+    if (o->checkpoint_interval_ms > 0)
+        found = sf_checkpoint_find_latest(o->state_dir, chk_path, m);
+    if (found == 1) {
+        char state[4096];
+        if (m->max_parallelism != o->max_parallelism) {
+            sf_log_error("checkpoint %s was taken with max-parallelism %u; it cannot change "
+                         "(now %u)",
+                         *chk_path, m->max_parallelism, o->max_parallelism);
+            return SF_EINVAL;
+        }
+        if (strcmp(m->backend, so->kind) != 0) {
+            sf_log_error("checkpoint %s holds %s state; --state-backend is %s", *chk_path,
+                         m->backend, so->kind);
+            return SF_EINVAL;
+        }
+        snprintf(state, sizeof state, "%s/state", *chk_path);
+        rv = sf_state_open_from(so, state, &rt->state);
+        if (rv == 0)
+            sf_log_info("restored checkpoint %llu (%llu bytes, %llu pending messages) in %.1f ms",
+                        (unsigned long long)m->id, (unsigned long long)m->bytes,
+                        (unsigned long long)m->pending, (uv_hrtime() - t0) / 1e6);
+    } else {
+        rv = sf_state_open2(so, &rt->state);
+    }
+    if (rv != 0)
+        sf_log_error("cannot open the %s state backend in %s: %s", so->kind, so->dir,
+                     sf_strerror(rv));
+    return rv;
+}
+
+static int collect_pending(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                           void *ud)
+{
+    void **args = ud;
+    sf_rt_t *rt = args[0];
+    sf_msg_fifo_t *chain = args[1];
+    sf_state_batch_t *b = args[2];
+    sf_msg_t *m;
+    if (sf_msg_decode(val, vlen, rt->opts->max_parallelism, &m, NULL) == 0)
+        sf_msg_fifo_push(chain, m);
+    else
+        sf_log_error("a pending message of the checkpoint does not decode; dropped");
+    sf_state_batch_log_delete(b, SF_LOG_COL_PENDING, key, klen);
+    return 0;
+}
+
+/* Takes the checkpointed pending work out of the store, in the order it was
+ * written (per worker: addresses' batches and backlogs, then inbox, outboxes). */
+static int take_pending(sf_rt_t *rt, sf_msg_fifo_t *chain)
+{
+    sf_state_batch_t *b;
+    void *args[3];
+    int rv;
+    sf_state_batch_new(rt->state, &b);
+    args[0] = rt;
+    args[1] = chain;
+    args[2] = b;
+    rv = sf_state_log_scan(rt->state, SF_LOG_COL_PENDING, NULL, 0, 0, collect_pending, args);
+    if (rv == 0)
+        rv = sf_state_batch_commit(b);
+    sf_state_batch_free(b);
+    return rv;
+}
+
+static void on_checkpoint_timer(uv_timer_t *t)
+{
+    sf_rt_t *rt = t->data;
+    sf_checkpoint_stats_t st;
+    if (sf_checkpointer_take(rt->checkpointer, NULL, 0, &st) == 0)
+        sf_rt_checkpoint_done(rt, &st);
+    else
+        atomic_fetch_add(&rt->checkpoint_failures, 1);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     sf_log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -113,6 +208,7 @@ static void on_closed(uv_handle_t *h) { (void)h; }
 
 static void rt_free(sf_rt_t *rt)
 {
+    sf_checkpointer_free(rt->checkpointer);
     size_t i;
     sf_admin_free(rt->admin); /* first: it reads the I/O counters and the state */
     if (rt->io)
@@ -139,7 +235,10 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     sf_io_hooks_t hooks;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    char dbdir[4096];
+    uv_timer_t chk_timer;
+    char dbdir[4096], *chk_path = NULL;
+    sf_manifest_t manifest;
+    sf_msg_fifo_t pending;
     size_t i;
     int rv;
 
@@ -160,9 +259,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     so.kind = o->state_backend == SF_STATE_BACKEND_MEMORY ? "memory" : "rocksdb";
     so.dir = dbdir;
     so.max_parallelism = o->max_parallelism;
-    if ((rv = sf_state_open2(&so, &rt->state)) != 0) {
-        sf_log_error("cannot open the %s state backend in %s: %s", so.kind, dbdir,
-                     sf_strerror(rv));
+    if ((rv = open_state(rt, &so, &chk_path, &manifest)) != 0) {
         rt_free(rt);
         return rv;
     }
@@ -219,6 +316,19 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         return rv;
     }
 
+    /* Recovery: the checkpoint's pending work goes first, in order. */
+    sf_msg_fifo_init(&pending);
+    if ((rv = take_pending(rt, &pending)) != 0) {
+        sf_log_error("cannot read the checkpoint's pending work: %s", sf_strerror(rv));
+        rt_free(rt);
+        return rv;
+    }
+    if (pending.count)
+        sf_log_info("resending %zu pending messages of the checkpoint", pending.count);
+    sf_workers_route_chain(&rt->workers, &pending);
+    rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, SF_CHECKPOINTS_RETAINED);
+    free(chk_path);
+
     if ((rv = sf_workers_start(&rt->workers)) != 0 || (rt->io && (rv = sf_io_start(rt->io)) != 0) ||
         (rv = sf_admin_start(rt->admin)) != 0) {
         sf_log_error("cannot start threads: %s", sf_strerror(rv));
@@ -243,18 +353,28 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     uv_signal_init(&loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_timer_init(&loop, &chk_timer);
+    chk_timer.data = rt;
+    if (o->checkpoint_interval_ms > 0)
+        uv_timer_start(&chk_timer, on_checkpoint_timer, o->checkpoint_interval_ms,
+                       o->checkpoint_interval_ms);
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    /* Graceful stop: refuse new input, stop the workers, then the rest. */
+    /* Graceful stop: refuse new input, take a final checkpoint (with the
+     * work still pending), stop the workers, then the rest. */
     atomic_store(&rt->stopping, 1);
     if (rt->io)
         sf_io_shutdown(rt->io);
+    uv_timer_stop(&chk_timer);
+    if (o->checkpoint_interval_ms > 0)
+        on_checkpoint_timer(&chk_timer);
     sf_workers_stop(&rt->workers);
     if (rt->io)
         sf_io_stop(rt->io);
     sf_admin_stop(rt->admin); /* last: /healthz says "stopping" until here */
     uv_close((uv_handle_t *)&sigint, on_closed);
     uv_close((uv_handle_t *)&sigterm, on_closed);
+    uv_close((uv_handle_t *)&chk_timer, on_closed);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     rt_free(rt);

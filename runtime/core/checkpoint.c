@@ -1,0 +1,443 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The checkpoint coordinator, manifests, verification and collection (see
+ * checkpoint.h and docs/checkpointing.md).
+ *
+ * A MANIFEST is JSON: {"format": 1, "id", "time_ms", "routed_upto",
+ * "max_parallelism", "workers", "backend", "pending", "files": [{"name",
+ * "size", "xxh3"}]}. It is written to MANIFEST.tmp, fsynced, renamed and the
+ * directory fsynced: a checkpoint without MANIFEST is incomplete.
+ */
+#define _GNU_SOURCE
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define CHK_PREFIX "chk-"
+
+/* Paths are built in PATH_MAX-sized buffers; a truncated path only fails
+ * the open or stat that uses it. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+typedef struct file_s {
+    char *name; /* relative to the checkpoint directory */
+    uint64_t size;
+    uint64_t hash;
+    dev_t dev;
+    ino_t ino;
+} file_t;
+
+typedef struct files_s {
+    file_t *v;
+    size_t n, cap;
+} files_t;
+
+struct sf_checkpointer_s {
+    sf_rt_t *rt;
+    char *root;          /* STATE_DIR/checkpoints */
+    uint64_t next_id;
+    uint32_t retained;
+    files_t last;        /* files of the previous checkpoint (to reuse hashes) */
+};
+
+static void files_free(files_t *f)
+{
+    size_t i;
+    for (i = 0; i < f->n; i++)
+        free(f->v[i].name);
+    free(f->v);
+    memset(f, 0, sizeof *f);
+}
+
+static void files_add(files_t *f, const char *name, const struct stat *st)
+{
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->v = sf_xrealloc(f->v, f->cap * sizeof *f->v);
+    }
+    f->v[f->n].name = sf_xstrdup(name);
+    f->v[f->n].size = (uint64_t)st->st_size;
+    f->v[f->n].hash = 0;
+    f->v[f->n].dev = st->st_dev;
+    f->v[f->n].ino = st->st_ino;
+    f->n++;
+}
+
+/* Lists the regular files under |dir|/|sub| recursively (names relative to |dir|). */
+static int list_files(const char *dir, const char *sub, files_t *out)
+{
+    char path[4096], rel[4096];
+    DIR *d;
+    struct dirent *e;
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (!(d = opendir(path)))
+        return SF_EIO;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        char full[4096];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(rel, sizeof rel, "%s%s%s", sub, *sub ? "/" : "", e->d_name);
+        snprintf(full, sizeof full, "%s/%s", dir, rel);
+        if (lstat(full, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            list_files(dir, rel, out);
+        else if (S_ISREG(st.st_mode))
+            files_add(out, rel, &st);
+    }
+    closedir(d);
+    return SF_OK;
+}
+
+static int hash_file(const char *path, uint64_t *out)
+{
+    XXH3_state_t *s = XXH3_createState();
+    static __thread uint8_t buf[1 << 16];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || !s) {
+        if (fd >= 0)
+            close(fd);
+        XXH3_freeState(s);
+        return SF_EIO;
+    }
+    XXH3_64bits_reset(s);
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        XXH3_64bits_update(s, buf, (size_t)n);
+    close(fd);
+    *out = XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    return n < 0 ? SF_EIO : SF_OK;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC), rv;
+    if (fd < 0)
+        return SF_EIO;
+    rv = fsync(fd);
+    close(fd);
+    return rv == 0 ? SF_OK : SF_EIO;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p) == 0 ? 0 : 0;
+}
+
+static void rmtree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* ------------------------------------------------------------------------ */
+/* Manifests                                                                  */
+
+static int write_manifest(const char *dir, const sf_manifest_t *m, const files_t *files)
+{
+    char tmp[4096], final[4096];
+    json_t *root = json_object(), *arr = json_array();
+    size_t i;
+    int rv = SF_OK;
+    for (i = 0; i < files->n; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, files->v[i].hash);
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "name", files->v[i].name, "size",
+                                             (json_int_t)files->v[i].size, "xxh3", hex));
+    }
+    json_object_set_new(root, "format", json_integer(1));
+    json_object_set_new(root, "id", json_integer((json_int_t)m->id));
+    json_object_set_new(root, "time_ms", json_integer((json_int_t)m->time_ms));
+    json_object_set_new(root, "routed_upto", json_integer((json_int_t)m->routed_upto));
+    json_object_set_new(root, "max_parallelism", json_integer(m->max_parallelism));
+    json_object_set_new(root, "workers", json_integer(m->workers));
+    json_object_set_new(root, "backend", json_string(m->backend));
+    json_object_set_new(root, "pending", json_integer((json_int_t)m->pending));
+    json_object_set_new(root, "files", arr);
+    snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", dir);
+    snprintf(final, sizeof final, "%s/MANIFEST", dir);
+    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || fsync_path(tmp, O_RDONLY) != 0 ||
+        rename(tmp, final) != 0 || fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0)
+        rv = SF_EIO;
+    json_decref(root);
+    return rv;
+}
+
+int sf_checkpoint_verify(const char *path, sf_manifest_t *m)
+{
+    char mf[4096];
+    json_error_t err;
+    json_t *root, *files, *f;
+    const char *backend = NULL;
+    json_int_t id = 0, t = 0, routed = 0, maxp = 0, workers = 0, pending = 0;
+    size_t i;
+    int rv = SF_OK;
+
+    snprintf(mf, sizeof mf, "%s/MANIFEST", path);
+    if (access(mf, F_OK) != 0)
+        return SF_ENOTFOUND;
+    if (!(root = json_load_file(mf, 0, &err))) {
+        sf_log_warn("checkpoint %s: MANIFEST does not parse: %s (line %d)", path, err.text,
+                    err.line);
+        return SF_ESTATE;
+    }
+    if (json_unpack(root, "{s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "id", &id, "time_ms", &t,
+                    "routed_upto", &routed, "max_parallelism", &maxp, "workers", &workers,
+                    "backend", &backend, "pending", &pending, "files", &files) != 0 ||
+        !json_is_array(files)) {
+        sf_log_warn("checkpoint %s: MANIFEST lacks fields", path);
+        json_decref(root);
+        return SF_ESTATE;
+    }
+    memset(m, 0, sizeof *m);
+    m->id = (uint64_t)id;
+    m->time_ms = t;
+    m->routed_upto = (uint64_t)routed;
+    m->max_parallelism = (uint32_t)maxp;
+    m->workers = (uint32_t)workers;
+    m->pending = (uint64_t)pending;
+    snprintf(m->backend, sizeof m->backend, "%s", backend);
+    json_array_foreach(files, i, f)
+    {
+        const char *name = NULL, *hex = NULL;
+        json_int_t size = 0;
+        char fp[4096];
+        struct stat st;
+        uint64_t h;
+        if (json_unpack(f, "{s:s, s:I, s:s}", "name", &name, "size", &size, "xxh3", &hex) != 0 ||
+            strstr(name, "..")) {
+            rv = SF_ESTATE;
+            break;
+        }
+        snprintf(fp, sizeof fp, "%s/%s", path, name);
+        if (stat(fp, &st) != 0 || (json_int_t)st.st_size != size) {
+            sf_log_warn("checkpoint %s: file %s is missing or has the wrong size", path, name);
+            rv = SF_ESTATE;
+            break;
+        }
+        if (hash_file(fp, &h) != 0 || strtoull(hex, NULL, 16) != h) {
+            sf_log_warn("checkpoint %s: file %s does not match its checksum", path, name);
+            rv = SF_ESTATE;
+            break;
+        }
+        m->bytes += (uint64_t)size;
+    }
+    json_decref(root);
+    return rv;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)b, *(char *const *)a);
+}
+
+/* The chk-* names under |root|, newest first. */
+static char **list_checkpoints(const char *root, size_t *n)
+{
+    DIR *d = opendir(root);
+    struct dirent *e;
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    if (!d)
+        return NULL;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, CHK_PREFIX, strlen(CHK_PREFIX)) != 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = sf_xrealloc(v, cap * sizeof *v);
+        }
+        v[(*n)++] = sf_xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (*n)
+        qsort(v, *n, sizeof *v, cmp_desc);
+    return v;
+}
+
+int sf_checkpoint_find_latest(const char *state_dir, char **path, sf_manifest_t *m)
+{
+    char root[4096], p[4096];
+    size_t n, i;
+    char **names;
+    int found = 0;
+    snprintf(root, sizeof root, "%s/checkpoints", state_dir);
+    names = list_checkpoints(root, &n);
+    for (i = 0; i < n; i++) {
+        int rv;
+        snprintf(p, sizeof p, "%s/%s", root, names[i]);
+        if (!found) {
+            rv = sf_checkpoint_verify(p, m);
+            if (rv == 0) {
+                *path = sf_xstrdup(p);
+                found = 1;
+            } else {
+                sf_log_warn("checkpoint %s is %s: skipped", p,
+                            rv == SF_ENOTFOUND ? "incomplete (no MANIFEST)" : "corrupt");
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return found;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Taking checkpoints                                                         */
+
+sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t retained)
+{
+    sf_checkpointer_t *c = sf_xcalloc(1, sizeof *c);
+    char root[4096];
+    c->rt = rt;
+    snprintf(root, sizeof root, "%s/checkpoints", rt->opts->state_dir);
+    mkdir(root, 0755);
+    c->root = sf_xstrdup(root);
+    c->next_id = next_id ? next_id : 1;
+    c->retained = retained ? retained : 1;
+    return c;
+}
+
+void sf_checkpointer_free(sf_checkpointer_t *c)
+{
+    if (!c)
+        return;
+    files_free(&c->last);
+    free(c->root);
+    free(c);
+}
+
+static void collect(sf_checkpointer_t *c)
+{
+    size_t n, i;
+    char **names = list_checkpoints(c->root, &n);
+    size_t complete = 0;
+    for (i = 0; i < n; i++) {
+        char p[4096], mf[4096];
+        snprintf(p, sizeof p, "%s/%s", c->root, names[i]);
+        snprintf(mf, sizeof mf, "%s/MANIFEST", p);
+        if (access(mf, F_OK) == 0 && ++complete <= c->retained) {
+            free(names[i]);
+            continue;
+        }
+        /* Older than the retained ones, or incomplete and older than a
+         * complete one: not needed for recovery any more. */
+        if (complete > 0)
+            rmtree(p);
+        free(names[i]);
+    }
+    free(names);
+}
+
+int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, uint64_t routed_upto,
+                         sf_checkpoint_stats_t *stats)
+{
+    sf_rt_t *rt = c->rt;
+    sf_snapshot_arg_t sa;
+    sf_manifest_t m;
+    files_t files;
+    char path[4096], state[4096];
+    uint64_t start = uv_hrtime(), pause_us, new_bytes = 0;
+    size_t i, j;
+    int rv;
+
+    memset(&sa, 0, sizeof sa);
+    sa.id = c->next_id;
+    if (dir)
+        snprintf(path, sizeof path, "%s", dir);
+    else
+        snprintf(path, sizeof path, "%s/" CHK_PREFIX "%020" PRIu64, c->root, sa.id);
+    if (mkdir(path, 0755) != 0) {
+        sf_log_error("checkpoint %" PRIu64 ": cannot create %s: %s", sa.id, path,
+                     strerror(errno));
+        return errno == EEXIST ? SF_EEXIST : SF_EIO;
+    }
+    snprintf(state, sizeof state, "%s/state", path);
+
+    /* The pause: pending work into the store, then the store's checkpoint. */
+    sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
+    rv = atomic_load(&sa.failed) ? SF_ESTATE : sf_state_checkpoint(rt->state, state);
+    sf_workers_resume(&rt->workers);
+    pause_us = (uv_hrtime() - start) / 1000;
+    c->next_id++;
+    if (rv != 0) {
+        sf_log_error("checkpoint %" PRIu64 " failed: %s", sa.id, sf_strerror(rv));
+        rmtree(path);
+        return rv;
+    }
+
+    /* Outside the pause: checksums (reused for files hard-linked from the
+     * previous checkpoint) and the MANIFEST. */
+    memset(&files, 0, sizeof files);
+    list_files(path, "", &files);
+    for (i = 0; i < files.n; i++) {
+        file_t *f = &files.v[i];
+        bool reused = false;
+        for (j = 0; j < c->last.n; j++) {
+            if (c->last.v[j].ino == f->ino && c->last.v[j].dev == f->dev &&
+                c->last.v[j].size == f->size) {
+                f->hash = c->last.v[j].hash;
+                reused = true;
+                break;
+            }
+        }
+        if (!reused) {
+            char fp[4096];
+            snprintf(fp, sizeof fp, "%s/%s", path, f->name);
+            if (hash_file(fp, &f->hash) != 0) {
+                sf_log_error("checkpoint %" PRIu64 ": cannot read %s", sa.id, fp);
+                files_free(&files);
+                rmtree(path);
+                return SF_EIO;
+            }
+            new_bytes += f->size;
+        }
+    }
+    memset(&m, 0, sizeof m);
+    m.id = sa.id;
+    m.time_ms = sf_wall_ms();
+    m.routed_upto = routed_upto;
+    m.max_parallelism = rt->opts->max_parallelism;
+    m.workers = rt->workers.n;
+    m.pending = atomic_load(&sa.messages);
+    snprintf(m.backend, sizeof m.backend, "%s", sf_state_kind(rt->state));
+    for (i = 0; i < files.n; i++)
+        m.bytes += files.v[i].size;
+    if ((rv = write_manifest(path, &m, &files)) != 0) {
+        sf_log_error("checkpoint %" PRIu64 ": writing the MANIFEST failed", sa.id);
+        files_free(&files);
+        rmtree(path);
+        return rv;
+    }
+    files_free(&c->last);
+    c->last = files;
+    if (stats) {
+        stats->pause_us = pause_us;
+        stats->duration_us = (uv_hrtime() - start) / 1000;
+        stats->bytes = m.bytes;
+        stats->new_bytes = new_bytes;
+    }
+    sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us, %" PRIu64
+                 " bytes (%" PRIu64 " new), %" PRIu64 " pending messages",
+                 sa.id, pause_us, m.bytes, new_bytes, m.pending);
+    if (!dir)
+        collect(c);
+    return SF_OK;
+}
