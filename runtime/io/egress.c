@@ -560,21 +560,31 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
     return 0;
 }
 
-void sf_egress_close(sf_egress_t *eg)
+void sf_egress_quiesce(sf_egress_t *eg)
 {
     size_t i;
+    if (eg->closing)
+        return;
     eg->closing = true;
+    if (!eg->handles_open)
+        return;
+    drain(eg);
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        while (t->wait_head) {
+            sf_egress_waiter_t *w = t->wait_head;
+            sf__io_reply(w->req, 503, &sf__io_retry_after, 1, "the runtime is shutting down");
+            waiter_end(w);
+        }
+    }
+}
+
+void sf_egress_close(sf_egress_t *eg)
+{
+    sf_egress_quiesce(eg);
     if (eg->handles_open) {
         eg->handles_open = false;
-        drain(eg);
-        for (i = 0; i < eg->ntopics; i++) {
-            sf_egress_topic_t *t = &eg->topics[i];
-            while (t->wait_head) {
-                sf_egress_waiter_t *w = t->wait_head;
-                sf__io_reply(w->req, 503, &sf__io_retry_after, 1, "the runtime is shutting down");
-                waiter_end(w);
-            }
-        }
+        drain(eg); /* frees what was pushed since (pushes should have stopped) */
         sf_mailbox_close(&eg->mailbox, NULL);
         uv_close((uv_handle_t *)&eg->more, NULL);
     }

@@ -138,7 +138,13 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
 /** Pushes |chain| into the mailbox. Any thread (see sf_io_egress_push). */
 void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain);
 
-/** Handles what is queued, answers long polls 503 and closes every handle. */
+/**
+ * Handles the records queued, answers the long polls 503 and from now on
+ * answers every GET 503.
+ */
+void sf_egress_quiesce(sf_egress_t *eg);
+
+/** Quiesces if needed and closes the listener and every handle. */
 void sf_egress_close(sf_egress_t *eg);
 
 /** Frees the topics and buffers; after the loop closed the handles. */

@@ -428,7 +428,8 @@ void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg)
     ing->closing = true;
     ing->on_idle = on_idle;
     ing->on_idle_arg = arg;
-    close_batch(ing); /* calls finish_ready, which calls on_idle when nothing is left */
+    close_batch(ing);
+    finish_ready(ing); /* calls on_idle when nothing is in flight */
 }
 
 void sf_ingress_close(sf_ingress_t *ing)

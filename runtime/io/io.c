@@ -5,10 +5,13 @@
  *
  * Stop sequence, on the I/O thread (woken by an async handle): mark shutting
  * down; drain the ingress (close the open batch and wait until every closed
- * batch is persisted, routed and answered); then on_stop, close the
- * listeners, answer the long polls, close the remaining handles. uv_run then
- * returns because nothing is left, and the thread ends. When the thread was
- * never started, the same sequence runs on the caller's thread.
+ * batch is persisted, routed and answered); answer the long polls 503; call
+ * on_stop; wait SF_IO_STOP_GRACE_MS so that the answers just given leave
+ * (closing an HTTP server aborts its connections and drops unsent output);
+ * close the listeners and the remaining handles. uv_run then returns because
+ * nothing is left, and the thread ends. When the thread was never started,
+ * the same sequence runs on the caller's thread, without the grace period
+ * (nothing was answered).
  */
 #include "io.h"
 
@@ -33,6 +36,7 @@ struct sf_io_s {
     sf_ingress_t ingress;
     sf_egress_t egress;
     uv_async_t stop_async;
+    uv_timer_t grace;
     uv_thread_t thread;
     bool started;  /* the thread runs (or ran) */
     bool stopping; /* the stop sequence began (I/O thread) */
@@ -70,16 +74,32 @@ void sf__io_reply(sf_http_request_t *req, int status, const sf_http_header_t *ex
 /* ------------------------------------------------------------------------ */
 /* Stopping                                                                   */
 
-static void finish_stop(void *arg)
+static void close_all(sf_io_t *io)
 {
-    sf_io_t *io = arg;
-    if (io->started && io->hooks.on_stop)
-        io->hooks.on_stop(io->hooks.ud, &io->loop);
     if (io->has_ingress)
         sf_ingress_close(&io->ingress);
     if (io->has_egress)
         sf_egress_close(&io->egress);
+    uv_close((uv_handle_t *)&io->grace, NULL);
     uv_close((uv_handle_t *)&io->stop_async, NULL);
+}
+
+static void on_grace(uv_timer_t *h)
+{
+    close_all(h->data);
+}
+
+static void finish_stop(void *arg)
+{
+    sf_io_t *io = arg;
+    if (io->has_egress)
+        sf_egress_quiesce(&io->egress);
+    if (io->started && io->hooks.on_stop)
+        io->hooks.on_stop(io->hooks.ud, &io->loop);
+    if (io->started)
+        uv_timer_start(&io->grace, on_grace, SF_IO_STOP_GRACE_MS, 0);
+    else
+        close_all(io);
 }
 
 static void on_stop_async(uv_async_t *h)
@@ -151,6 +171,8 @@ int sf_io_new(const sf_io_config_t *config, const sf_io_hooks_t *hooks, sf_io_t 
         return sf_err_from_uv(rc);
     }
     io->stop_async.data = io;
+    uv_timer_init(&io->loop, &io->grace);
+    io->grace.data = io;
     if (config->ingress) {
         rc = sf_ingress_init(&io->ingress, &io->loop, config->ingress, &io->hooks, &io->ctr,
                              &io->shutting_down, config->max_parallelism);

@@ -57,6 +57,8 @@
 #define SF_IO_DEFAULT_TOPIC_BYTES (64u * 1024 * 1024)
 /** The longest long poll (GET /{topic}?wait=...); longer waits are a 400. */
 #define SF_IO_MAX_WAIT_MS (5u * 60 * 1000)
+/** How long sf_io_stop lets its last answers leave before closing connections. */
+#define SF_IO_STOP_GRACE_MS 100u
 /** Records one offset read returns when |max| is not given, and at most. */
 #define SF_IO_DEFAULT_READ_MAX 100u
 #define SF_IO_MAX_READ_MAX 10000u
