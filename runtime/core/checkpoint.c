@@ -346,8 +346,7 @@ static void collect(sf_checkpointer_t *c)
     free(names);
 }
 
-int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, uint64_t routed_upto,
-                         sf_checkpoint_stats_t *stats)
+int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_stats_t *stats)
 {
     sf_rt_t *rt = c->rt;
     sf_snapshot_arg_t sa;
@@ -413,7 +412,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, uint64_t routed_
     memset(&m, 0, sizeof m);
     m.id = sa.id;
     m.time_ms = sf_wall_ms();
-    m.routed_upto = routed_upto;
+    m.routed_upto = rt->routed_upto_at_pause;
     m.max_parallelism = rt->opts->max_parallelism;
     m.workers = rt->workers.n;
     m.pending = atomic_load(&sa.messages);

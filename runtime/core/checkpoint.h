@@ -53,12 +53,12 @@ void sf_checkpointer_free(sf_checkpointer_t *c);
 /**
  * Takes a checkpoint into STATE_DIR/checkpoints (|dir| NULL) or into |dir|
  * (a savepoint: a directory that must not exist and is never collected).
- * |routed_upto| is recorded in the manifest. The workers must be running.
+ * The ingress offset the I/O thread had routed up to at the pause is
+ * recorded in the manifest. The workers must be running.
  * Returns 0 and fills |stats| (may be NULL), or a negative SF_E* after logging
  * why (a partial checkpoint directory is removed).
  */
-int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, uint64_t routed_upto,
-                         sf_checkpoint_stats_t *stats);
+int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_stats_t *stats);
 
 /**
  * Finds the newest complete checkpoint under STATE_DIR/checkpoints: a

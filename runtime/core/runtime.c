@@ -66,10 +66,30 @@ sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name)
 static int hook_route(void *ud, sf_msg_fifo_t *chain)
 {
     sf_rt_t *rt = ud;
-    if (atomic_load(&rt->stopping))
-        return SF_ECANCELED;
+    if (chain->tail) {
+        /* Messages carry their ingress log offsets (0 without a log); they
+         * are routed in offset order. */
+        uint64_t seq = sf_container_of(chain->tail, sf_msg_t, link)->seq;
+        if (seq + 1 > rt->routed_upto)
+            rt->routed_upto = seq + 1;
+    }
     sf_workers_route_chain(&rt->workers, chain);
     return SF_OK;
+}
+
+/* Runs on the I/O thread while the workers are paused: what it has routed
+ * is all in the workers' pending work. */
+static void io_paused(void *arg)
+{
+    sf_rt_t *rt = arg;
+    rt->routed_upto_at_pause = rt->routed_upto;
+}
+
+static void hook_io_stop(void *ud, uv_loop_t *loop)
+{
+    sf_rt_t *rt = ud;
+    (void)loop;
+    uv_close((uv_handle_t *)&rt->io_pause.async, NULL);
 }
 
 static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *type,
@@ -192,7 +212,7 @@ static void on_checkpoint_timer(uv_timer_t *t)
 {
     sf_rt_t *rt = t->data;
     sf_checkpoint_stats_t st;
-    if (sf_checkpointer_take(rt->checkpointer, NULL, 0, &st) == 0)
+    if (sf_checkpointer_take(rt->checkpointer, NULL, &st) == 0)
         sf_rt_checkpoint_done(rt, &st);
     else
         atomic_fetch_add(&rt->checkpoint_failures, 1);
@@ -304,10 +324,17 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     hooks.route = hook_route;
     hooks.serves = hook_serves;
     hooks.accepting = hook_accepting;
+    hooks.on_stop = hook_io_stop;
     if ((ioc.ingress || ioc.egress) && (rv = sf_io_new(&ioc, &hooks, &rt->io)) != 0) {
         sf_log_error("cannot start the ingress/egress listeners: %s", sf_strerror(rv));
         rt_free(rt);
         return rv;
+    }
+    if (rt->io) {
+        /* The I/O thread stands still with the workers during a pause. */
+        rt->io_pause.cb = io_paused;
+        rt->io_pause.arg = rt;
+        sf_pause_extra_init(&rt->workers, &rt->io_pause, sf_io_loop(rt->io));
     }
 
     /* The admin listener: bound now, so a busy port stops us before anything runs. */

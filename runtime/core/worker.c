@@ -131,14 +131,34 @@ static void on_pause(uv_async_t *h)
     uv_barrier_wait(&g->_barrier);
 }
 
+static void on_extra_pause(uv_async_t *h)
+{
+    sf_pause_extra_t *x = h->data;
+    uv_barrier_wait(&x->_g->_barrier);
+    if (x->cb)
+        x->cb(x->arg);
+    uv_barrier_wait(&x->_g->_barrier);
+    uv_barrier_wait(&x->_g->_barrier);
+}
+
+int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop)
+{
+    x->_g = g;
+    x->async.data = x;
+    g->_extra = x;
+    return sf_err_from_uv(uv_async_init(loop, &x->async, on_extra_pause));
+}
+
 uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg)
 {
     uint64_t start = uv_hrtime();
     uint32_t i;
     g->_pause_cb = cb;
     g->_pause_arg = arg;
-    uv_barrier_init(&g->_barrier, g->n + 1);
+    uv_barrier_init(&g->_barrier, g->n + 1 + (g->_extra ? 1 : 0));
     atomic_thread_fence(memory_order_seq_cst);
+    if (g->_extra)
+        uv_async_send(&g->_extra->async);
     for (i = 0; i < g->n; i++)
         uv_async_send(&g->w[i]->_pause);
     uv_barrier_wait(&g->_barrier); /* 1: all stopped */

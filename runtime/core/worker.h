@@ -71,6 +71,19 @@ struct sf_worker_s {
     bool _started;
 };
 
+/**
+ * Another thread that must stand still during a pause (the I/O thread, so
+ * that no message enters a mailbox meanwhile). Initialize |async| on that
+ * thread's loop with sf_pause_extra_init before the loop runs; |cb| runs on
+ * that thread while everyone stands still.
+ */
+typedef struct sf_pause_extra_s {
+    uv_async_t async;          /* private */
+    sf_workers_t *_g;          /* private */
+    void (*cb)(void *arg);     /* public: may be NULL */
+    void *arg;                 /* public */
+} sf_pause_extra_t;
+
 /** All workers of a runtime, and what they share (immutable once started). */
 struct sf_workers_s {
     uint32_t n;
@@ -82,6 +95,7 @@ struct sf_workers_s {
     void *data;                 /* public: the runtime */
 
     /* private: the pause in progress (set by the pausing thread) */
+    sf_pause_extra_t *_extra;  /* at most one other thread pauses with the workers */
     uv_barrier_t _barrier;
     sf_worker_pause_cb _pause_cb;
     void *_pause_arg;
@@ -130,6 +144,13 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain);
  * must be running.
  */
 uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg);
+/**
+ * Registers |x| (one at most) to pause with the workers: initializes its
+ * async handle on |loop|, which must not be running yet. Main thread, before
+ * the first pause. Close x->async on its loop when that thread stops.
+ */
+int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop);
+
 /** Lets the workers go on after sf_workers_pause. Same thread. */
 void sf_workers_resume(sf_workers_t *g);
 
