@@ -383,6 +383,51 @@ static bool should_warn(sf_egress_t *eg, int kind)
     return n <= 10 || n % 1000 == 0;
 }
 
+/* Typenames of the marker messages; a marker also carries the I/O object's
+ * own egress name as target and the checkpoint id in |seq|. */
+#define MARK_BARRIER_TYPE "statefun.c.internal/egress-barrier"
+#define MARK_PUBLISH_TYPE "statefun.c.internal/egress-publish"
+
+static bool is_type(const sf_msg_t *m, const char *type_name)
+{
+    size_t n = strlen(type_name);
+    return m->typename_len == n && memcmp(sf_msg_typename(m), type_name, n) == 0;
+}
+
+static void handle_barrier(sf_egress_t *eg, uint64_t id)
+{
+    size_t i;
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        if (t->nmarks == t->marks_cap) {
+            t->marks_cap = t->marks_cap ? t->marks_cap * 2 : 4;
+            t->marks = sf_xrealloc(t->marks, t->marks_cap * sizeof(*t->marks));
+        }
+        t->marks[t->nmarks].id = id;
+        t->marks[t->nmarks].end = t->log.end;
+        t->nmarks++;
+    }
+}
+
+static void handle_publish(sf_egress_t *eg, uint64_t id)
+{
+    size_t i;
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        size_t k = 0;
+        uint64_t visible = t->log.visible;
+        while (k < t->nmarks && t->marks[k].id <= id)
+            k++;
+        if (k == 0)
+            continue;
+        sf_topic_publish(&t->log, t->marks[k - 1].end);
+        memmove(t->marks, t->marks + k, (t->nmarks - k) * sizeof(*t->marks));
+        t->nmarks -= k;
+        if (t->log.visible != visible)
+            t->touched = true;
+    }
+}
+
 static void handle_record(sf_egress_t *eg, sf_msg_t *m)
 {
     const char *target = sf_msg_target(m);
@@ -392,6 +437,17 @@ static void handle_record(sf_egress_t *eg, sf_msg_t *m)
     uint64_t dropped, dropped_unread, off;
     char why[160];
 
+    if (m->kind == SF_MSG_EGRESS && m->target_len == nlen && memcmp(target, eg->name, nlen) == 0 &&
+        m->value_len == 0 && !m->has_caller) {
+        if (is_type(m, MARK_BARRIER_TYPE)) {
+            handle_barrier(eg, m->seq);
+            return;
+        }
+        if (is_type(m, MARK_PUBLISH_TYPE)) {
+            handle_publish(eg, m->seq);
+            return;
+        }
+    }
     if (m->kind != SF_MSG_EGRESS || m->target_len != nlen || memcmp(target, eg->name, nlen) != 0) {
         sf__io_count(eg->ctr, SF__IO_EG_UNKNOWN_EGRESS, 1);
         if (should_warn(eg, DROP_EGRESS))
@@ -421,15 +477,16 @@ static void handle_record(sf_egress_t *eg, sf_msg_t *m)
     dropped = t->log.dropped;
     dropped_unread = t->log.dropped_unread;
     off = sf_topic_append(&t->log, rec.payload, rec.payload_len);
-    /* Both delivery semantics publish at once until checkpoints exist (egress.h). */
-    sf_topic_publish(&t->log, off + 1);
+    if (!eg->hold) {
+        sf_topic_publish(&t->log, off + 1);
+        t->touched = true;
+    }
     sf_egress_record_dispose(&rec);
     sf__io_count(eg->ctr, SF__IO_EG_IN, 1);
     if (t->log.dropped != dropped) {
         sf__io_count(eg->ctr, SF__IO_EG_DROPPED_OVERFLOW, t->log.dropped - dropped);
         sf__io_count(eg->ctr, SF__IO_EG_DROPPED_UNREAD, t->log.dropped_unread - dropped_unread);
     }
-    t->touched = true;
 }
 
 static void update_retained(sf_egress_t *eg)
@@ -487,6 +544,27 @@ void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain)
     sf_mailbox_push(&eg->mailbox, chain);
 }
 
+void sf_egress_mark(sf_egress_t *eg, sf_egress_mark_kind kind, uint64_t id)
+{
+    const char *tn = kind == SF_EGRESS_MARK_BARRIER ? MARK_BARRIER_TYPE : MARK_PUBLISH_TYPE;
+    sf_msg_init_t init;
+    sf_msg_fifo_t chain;
+    sf_msg_t *m;
+    if (!eg->hold)
+        return;
+    memset(&init, 0, sizeof(init));
+    init.kind = SF_MSG_EGRESS;
+    init.target = eg->name;
+    init.target_len = strlen(eg->name);
+    init.type_name = tn;
+    init.type_name_len = strlen(tn);
+    SF_ASSERT(sf_msg_new(&init, 1, &m) == 0);
+    m->seq = id;
+    sf_msg_fifo_init(&chain);
+    sf_msg_fifo_push(&chain, m);
+    sf_mailbox_push(&eg->mailbox, &chain);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                 */
 
@@ -518,7 +596,7 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
         list_len += strlen(cfg->topics[i]) + 2;
     }
     eg->name = sf_xstrdup(cfg->name ? cfg->name : SF_IO_PLAYGROUND_EGRESS);
-    eg->exactly_once = cfg->exactly_once;
+    eg->hold = cfg->exactly_once && cfg->hold_for_checkpoints;
     eg->ntopics = cfg->ntopics;
     eg->topics = sf_xcalloc(cfg->ntopics, sizeof(*eg->topics));
     eg->topic_list = sf_xcalloc(1, list_len);
@@ -597,8 +675,10 @@ void sf_egress_close(sf_egress_t *eg)
 void sf_egress_dispose(sf_egress_t *eg)
 {
     size_t i;
-    for (i = 0; i < eg->ntopics; i++)
+    for (i = 0; i < eg->ntopics; i++) {
         sf_topic_dispose(&eg->topics[i].log);
+        free(eg->topics[i].marks);
+    }
     free(eg->topics);
     eg->topics = NULL;
     eg->ntopics = 0;

@@ -18,11 +18,19 @@
  * rather than keeping matches StateFun, whose playground egress fails the
  * record, and a reader could do nothing with it anyway.
  *
- * Visibility. Appending and publishing are separate steps (topic.h). Today
- * every record is published as soon as it is appended, for both delivery
- * semantics: exactly-once publication waits for checkpoints, which do not
- * exist yet; the checkpoint issue will publish exactly-once records only up
- * to what a completed checkpoint covers.
+ * Visibility. Appending and publishing are separate steps (topic.h). An
+ * at-least-once egress, or an exactly-once one that does not hold records
+ * for checkpoints (hold_for_checkpoints false: checkpoints are off), publishes
+ * each record as it is appended. Otherwise the coordinator calls
+ * sf_io_egress_barrier(id) while the workers are paused for checkpoint id,
+ * and sf_io_egress_publish(id) once it completed. Both travel as marker
+ * messages through the records' own mailbox, which keeps one total order of
+ * pushes: since the workers are paused, every record before the barrier was
+ * produced before the checkpoint and every record after it later. The
+ * barrier notes each topic's end offset; the publish makes each topic
+ * visible up to the newest noted offset of a barrier <= id. The records
+ * themselves are still kept in memory only (a restart loses them; making
+ * them durable is the checkpoint issue's).
  *
  * HTTP (GET only; other methods 405; an unknown topic 405, as the StateFun
  * playground answers):
@@ -101,18 +109,32 @@ int sf_egress_parse_target(const char *path, char *buf, sf_egress_query_t *q, ch
 
 typedef struct sf_egress_waiter_s sf_egress_waiter_t;
 
+/** A barrier's note: the end offset of a topic at checkpoint |id|. */
+typedef struct sf_egress_mark_s {
+    uint64_t id;
+    uint64_t end;
+} sf_egress_mark_t;
+
 typedef struct sf_egress_topic_s {
     sf_topic_t log;
     sf_egress_waiter_t *wait_head, *wait_tail; /* long polls, oldest first */
-    bool touched; /* got records in the current mailbox drain */
+    bool touched;             /* got visible records in the current drain */
+    sf_egress_mark_t *marks;  /* barriers not published yet, oldest first */
+    size_t nmarks, marks_cap;
 } sf_egress_topic_t;
+
+/** The marker messages of sf_egress_mark. */
+typedef enum {
+    SF_EGRESS_MARK_BARRIER = 0,
+    SF_EGRESS_MARK_PUBLISH = 1,
+} sf_egress_mark_kind;
 
 typedef struct sf_egress_s {
     /* All private: the I/O object embeds it. */
     uv_loop_t *loop;
     sf__io_counters_t *ctr;
     char *name;
-    bool exactly_once;
+    bool hold;                /* exactly-once records wait for a publish */
     sf_egress_topic_t *topics;
     size_t ntopics;
     char *topic_list;         /* "a, b, c" for error messages */
@@ -137,6 +159,12 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
 
 /** Pushes |chain| into the mailbox. Any thread (see sf_io_egress_push). */
 void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain);
+
+/**
+ * Pushes a barrier or publish marker for checkpoint |id| into the mailbox
+ * (no-op unless the egress holds records). Any thread.
+ */
+void sf_egress_mark(sf_egress_t *eg, sf_egress_mark_kind kind, uint64_t id);
 
 /**
  * Handles the records queued, answers the long polls 503 and from now on

@@ -248,6 +248,18 @@ void sf_io_egress_push(sf_io_t *io, sf_msg_fifo_t *chain)
     sf_egress_push(&io->egress, chain);
 }
 
+void sf_io_egress_barrier(sf_io_t *io, uint64_t id)
+{
+    if (io->has_egress)
+        sf_egress_mark(&io->egress, SF_EGRESS_MARK_BARRIER, id);
+}
+
+void sf_io_egress_publish(sf_io_t *io, uint64_t id)
+{
+    if (io->has_egress)
+        sf_egress_mark(&io->egress, SF_EGRESS_MARK_PUBLISH, id);
+}
+
 void sf_io_stats(const sf_io_t *io, sf_io_stats_t *out)
 {
     const sf__io_counters_t *c = &io->ctr;

@@ -77,7 +77,15 @@ typedef struct sf_io_egress_config_s {
     uint16_t port;                 /* 0 picks a free port (see sf_io_egress_port) */
     const char *const *topics;     /* at least one, unique, non-empty */
     size_t ntopics;
-    bool exactly_once;             /* deliverySemantic (see egress.h: visible at once today) */
+    bool exactly_once;             /* deliverySemantic: exactly-once (default) or at-least-once */
+    /**
+     * With exactly_once: records become visible only through
+     * sf_io_egress_barrier + sf_io_egress_publish, i.e. once the checkpoint
+     * that produced them completed. false (and always for at-least-once):
+     * visible as soon as they arrive. Set it only when checkpoints are taken,
+     * or exactly-once records would never show.
+     */
+    bool hold_for_checkpoints;
     size_t max_records_per_topic;  /* 0: SF_IO_DEFAULT_TOPIC_RECORDS */
     size_t max_bytes_per_topic;    /* 0: SF_IO_DEFAULT_TOPIC_BYTES */
 } sf_io_egress_config_t;
@@ -193,6 +201,24 @@ void sf_io_free(sf_io_t *io);
  * thread starts are handled once it runs.
  */
 void sf_io_egress_push(sf_io_t *io, sf_msg_fifo_t *chain);
+
+/**
+ * Closes checkpoint |id|'s share of the egress records: every record pushed
+ * before this call is visible once checkpoint |id| (or a later one) is
+ * published. Call while the workers are paused for that checkpoint, so that
+ * no record of the next one has been pushed yet. Ids increase. A no-op
+ * unless the egress holds records for checkpoints. Any thread, like
+ * sf_io_egress_push (it travels through the same mailbox, after the records).
+ */
+void sf_io_egress_barrier(sf_io_t *io, uint64_t id);
+
+/**
+ * Checkpoint |id| completed: the records before its barrier (and before any
+ * earlier barrier) become visible, and long polls waiting for them are
+ * answered. Barriers of checkpoints that failed are covered by the next
+ * publish. A no-op unless the egress holds records. Any thread.
+ */
+void sf_io_egress_publish(sf_io_t *io, uint64_t id);
 
 /** Copies the counters into |out|. Any thread (each value read atomically). */
 void sf_io_stats(const sf_io_t *io, sf_io_stats_t *out);

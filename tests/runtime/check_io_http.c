@@ -126,6 +126,7 @@ static uint16_t in_port, eg_port;
 typedef struct {
     int persist_mode;
     size_t max_records;
+    bool hold; /* exactly-once records wait for checkpoints */
 } opts_t;
 
 static void start_io_opts(const opts_t *o)
@@ -136,7 +137,8 @@ static void start_io_opts(const opts_t *o)
                                 .port = 0,
                                 .topics = topics,
                                 .ntopics = 3,
-                                .exactly_once = false,
+                                .exactly_once = o->hold,
+                                .hold_for_checkpoints = o->hold,
                                 .max_records_per_topic = o->max_records};
     sf_io_config_t cfg = {.ingress = &in, .egress = &eg, .max_parallelism = MAXP};
     sf_io_hooks_t hooks = {.route = hook_route,
@@ -1015,6 +1017,59 @@ START_TEST(test_egress_bounds)
 }
 END_TEST
 
+/* Exactly-once: records show once the checkpoint after them is published. */
+START_TEST(test_egress_exactly_once)
+{
+    opts_t o = {.hold = true};
+    resp_t r;
+    sf_io_stats_t st;
+    start_io_opts(&o);
+    push_record("greetings", "r0");
+    push_record("other", "o0");
+    sf_io_egress_barrier(io, 1);
+    push_record("greetings", "r1"); /* after the barrier: the next checkpoint's */
+    wait_handled(3);
+    curl(&r, "--http1.1 http://127.0.0.1:%u/greetings", eg_port);
+    assert_error(&r, 404);
+    resp_free(&r);
+    curl(&r, "--http1.1 'http://127.0.0.1:%u/greetings?from=0'", eg_port);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 0);
+    resp_free(&r);
+
+    /* A publish with no barrier of its own covers nothing new. */
+    sf_io_egress_publish(io, 0);
+    sf_io_egress_publish(io, 1);
+    expect_pop("--http1.1", "greetings", "r0", 0);
+    expect_pop("--http1.1", "other", "o0", 0);
+    curl(&r, "--http1.1 http://127.0.0.1:%u/greetings", eg_port);
+    assert_error(&r, 404);
+    resp_free(&r);
+
+    /* A long poll answered by the publish; checkpoint 2 failed (no publish),
+     * checkpoint 3's publish covers its records too. */
+    curl_start(&r, "--http2-prior-knowledge 'http://127.0.0.1:%u/greetings?wait=10s'", eg_port);
+    sf_io_egress_barrier(io, 2);
+    push_record("greetings", "r2");
+    usleep(100 * 1000);
+    sf_io_egress_barrier(io, 3);
+    push_record("greetings", "r3");
+    sf_io_egress_publish(io, 3);
+    curl_finish(&r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.body_len == 2 && memcmp(r.body, "r1", 2) == 0);
+    resp_free(&r);
+    expect_pop("--http1.1", "greetings", "r2", 2);
+    curl(&r, "--http1.1 http://127.0.0.1:%u/greetings", eg_port);
+    assert_error(&r, 404); /* r3 came after barrier 3 */
+    resp_free(&r);
+    sf_io_stats(io, &st);
+    ck_assert_uint_eq(st.egress_records_in, 5);
+    ck_assert_uint_eq(st.egress_invalid + st.egress_unknown_egress, 0);
+    stop_io();
+}
+END_TEST
+
 START_TEST(test_stop_answers_long_poll)
 {
     resp_t r;
@@ -1116,6 +1171,7 @@ Suite *sf_runtime_io_http_suite(void)
     tcase_add_loop_test(tc, test_egress_long_poll, 0, 2);
     tcase_add_loop_test(tc, test_egress_offsets, 0, 2);
     tcase_add_test(tc, test_egress_bounds);
+    tcase_add_test(tc, test_egress_exactly_once);
     tcase_add_test(tc, test_stop_answers_long_poll);
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
