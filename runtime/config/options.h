@@ -36,6 +36,8 @@ typedef enum {
     SF_OPT_CHECKPOINT_INTERVAL,
     SF_OPT_ADMIN,
     SF_OPT_LOG_LEVEL,
+    SF_OPT_RESTORE,
+    SF_OPT_CHECKPOINTS_RETAINED,
     SF_OPT__COUNT
 } sf_opt_id;
 
@@ -67,6 +69,8 @@ typedef struct sf_options_s {
     uint64_t checkpoint_interval_ms;     /* --checkpoint-interval; 0: checkpoints off */
     sf_hostport_t admin;                 /* --admin */
     sf_log_level log_level;              /* --log-level */
+    char *restore;                       /* --restore: a checkpoint or savepoint dir, or NULL */
+    uint32_t checkpoints_retained;       /* --checkpoints-retained */
     sf_opt_source source[SF_OPT__COUNT]; /* where each value came from */
     char *origin[SF_OPT__COUNT];         /* "FILE:LINE", "STATEFUN_X" or "--x"; NULL for defaults */
 } sf_options_t;

@@ -311,6 +311,18 @@ sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t r
     mkdir(root, 0755);
     c->root = sf_xstrdup(root);
     c->next_id = next_id ? next_id : 1;
+    {
+        /* After a restore from elsewhere, continue past the ids already here. */
+        size_t n, i;
+        char **names = list_checkpoints(root, &n);
+        for (i = 0; i < n; i++) {
+            uint64_t id = strtoull(names[i] + strlen(CHK_PREFIX), NULL, 10);
+            if (id >= c->next_id)
+                c->next_id = id + 1;
+            free(names[i]);
+        }
+        free(names);
+    }
     c->retained = retained ? retained : 1;
     return c;
 }

@@ -43,9 +43,6 @@ typedef struct sf_fn_metrics_s {
 struct sf_checkpointer_s;
 struct sf_checkpoint_stats_s;
 
-/** Checkpoints kept under STATE_DIR/checkpoints. */
-#define SF_CHECKPOINTS_RETAINED 3
-
 typedef struct sf_rt_s {
     const sf_options_t *opts;
     const sf_module_t *mod;
@@ -66,6 +63,14 @@ typedef struct sf_rt_s {
     sf_pause_extra_t io_pause;             /* the I/O thread's part in a pause */
     uint64_t routed_upto;                  /* I/O thread: ingress offsets below were routed */
     uint64_t routed_upto_at_pause;         /* its value at the last pause (read after it) */
+    /* Savepoint requests from other threads, served on the main loop. */
+    uv_async_t savepoint_async;
+    uv_mutex_t savepoint_lock;
+    uv_cond_t savepoint_cond;
+    const char *savepoint_dir;             /* the request in progress, under the lock */
+    int savepoint_rv;
+    bool savepoint_done;
+    bool savepoint_ready;                  /* the main loop serves requests */
     _Atomic uint64_t checkpoints;          /* completed */
     _Atomic uint64_t checkpoint_failures;
     _Atomic uint64_t checkpoint_pause_us;  /* last */
@@ -77,6 +82,14 @@ typedef struct sf_rt_s {
 
 /** The metrics slot of function type |name| ("ns/type"); claims one. Any thread. */
 sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name);
+
+/**
+ * Takes a savepoint into |dir| (which must not exist; never collected) on
+ * the main thread and waits for it. Blocks the calling thread for the
+ * checkpoint's duration. Any thread but the main and worker threads.
+ * Returns 0 or a negative SF_E*.
+ */
+int sf_rt_savepoint(sf_rt_t *rt, const char *dir);
 
 /** Records a completed checkpoint in the metrics. Main thread. */
 void sf_rt_checkpoint_done(sf_rt_t *rt, const struct sf_checkpoint_stats_s *st);

@@ -144,8 +144,18 @@ static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_m
     int rv, found = 0;
 
     memset(m, 0, sizeof *m);
-    if (o->checkpoint_interval_ms > 0)
+    if (o->restore) {
+        if ((rv = sf_checkpoint_verify(o->restore, m)) != 0) {
+            sf_log_error("--restore %s: %s", o->restore,
+                         rv == SF_ENOTFOUND ? "no MANIFEST there (not a complete checkpoint)"
+                                            : "the checkpoint is corrupt");
+            return rv;
+        }
+        *chk_path = sf_xstrdup(o->restore);
+        found = 1;
+    } else if (o->checkpoint_interval_ms > 0) {
         found = sf_checkpoint_find_latest(o->state_dir, chk_path, m);
+    }
     if (found == 1) {
         char state[4096];
         if (m->max_parallelism != o->max_parallelism) {
@@ -218,6 +228,49 @@ static void on_checkpoint_timer(uv_timer_t *t)
         atomic_fetch_add(&rt->checkpoint_failures, 1);
 }
 
+static void on_savepoint_async(uv_async_t *h)
+{
+    sf_rt_t *rt = h->data;
+    const char *dir;
+    int rv;
+    uv_mutex_lock(&rt->savepoint_lock);
+    dir = rt->savepoint_done ? NULL : rt->savepoint_dir;
+    uv_mutex_unlock(&rt->savepoint_lock);
+    if (!dir)
+        return;
+    rv = sf_checkpointer_take(rt->checkpointer, dir, NULL);
+    if (rv == 0)
+        sf_log_info("savepoint written to %s", dir);
+    uv_mutex_lock(&rt->savepoint_lock);
+    rt->savepoint_rv = rv;
+    rt->savepoint_done = true;
+    uv_cond_broadcast(&rt->savepoint_cond);
+    uv_mutex_unlock(&rt->savepoint_lock);
+}
+
+int sf_rt_savepoint(sf_rt_t *rt, const char *dir)
+{
+    int rv;
+    uv_mutex_lock(&rt->savepoint_lock);
+    /* One at a time: wait for a request in progress to finish. */
+    while (rt->savepoint_dir && !rt->savepoint_done)
+        uv_cond_wait(&rt->savepoint_cond, &rt->savepoint_lock);
+    if (!rt->savepoint_ready || atomic_load(&rt->stopping)) {
+        uv_mutex_unlock(&rt->savepoint_lock);
+        return SF_ECANCELED;
+    }
+    rt->savepoint_dir = dir;
+    rt->savepoint_done = false;
+    uv_async_send(&rt->savepoint_async);
+    while (!rt->savepoint_done)
+        uv_cond_wait(&rt->savepoint_cond, &rt->savepoint_lock);
+    rv = rt->savepoint_rv;
+    rt->savepoint_dir = NULL;
+    uv_cond_broadcast(&rt->savepoint_cond);
+    uv_mutex_unlock(&rt->savepoint_lock);
+    return rv;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     sf_log_info("received %s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -242,6 +295,8 @@ static void rt_free(sf_rt_t *rt)
     free((void *)rt->blocked_kg);
     free((void *)rt->unhealthy);
     pthread_mutex_destroy(&rt->fn_metrics_lock);
+    uv_mutex_destroy(&rt->savepoint_lock);
+    uv_cond_destroy(&rt->savepoint_cond);
     free(rt);
 }
 
@@ -265,6 +320,8 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     rt->opts = o;
     rt->mod = mod;
     pthread_mutex_init(&rt->fn_metrics_lock, NULL);
+    uv_mutex_init(&rt->savepoint_lock);
+    uv_cond_init(&rt->savepoint_cond);
     rt->blocked_kg = sf_xcalloc(o->max_parallelism, sizeof *rt->blocked_kg);
     rt->unhealthy = sf_xcalloc(mod->nendpoints + 1, sizeof *rt->unhealthy);
 
@@ -353,7 +410,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     if (pending.count)
         sf_log_info("resending %zu pending messages of the checkpoint", pending.count);
     sf_workers_route_chain(&rt->workers, &pending);
-    rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, SF_CHECKPOINTS_RETAINED);
+    rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, o->checkpoints_retained);
     free(chk_path);
 
     if ((rv = sf_workers_start(&rt->workers)) != 0 || (rt->io && (rv = sf_io_start(rt->io)) != 0) ||
@@ -382,6 +439,11 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_timer_init(&loop, &chk_timer);
     chk_timer.data = rt;
+    uv_async_init(&loop, &rt->savepoint_async, on_savepoint_async);
+    rt->savepoint_async.data = rt;
+    uv_mutex_lock(&rt->savepoint_lock);
+    rt->savepoint_ready = true;
+    uv_mutex_unlock(&rt->savepoint_lock);
     if (o->checkpoint_interval_ms > 0)
         uv_timer_start(&chk_timer, on_checkpoint_timer, o->checkpoint_interval_ms,
                        o->checkpoint_interval_ms);
@@ -390,6 +452,14 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     /* Graceful stop: refuse new input, take a final checkpoint (with the
      * work still pending), stop the workers, then the rest. */
     atomic_store(&rt->stopping, 1);
+    uv_mutex_lock(&rt->savepoint_lock);
+    rt->savepoint_ready = false;
+    if (rt->savepoint_dir && !rt->savepoint_done) {
+        rt->savepoint_rv = SF_ECANCELED; /* a request that came with the signal */
+        rt->savepoint_done = true;
+        uv_cond_broadcast(&rt->savepoint_cond);
+    }
+    uv_mutex_unlock(&rt->savepoint_lock);
     if (rt->io)
         sf_io_shutdown(rt->io);
     uv_timer_stop(&chk_timer);
@@ -402,6 +472,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     uv_close((uv_handle_t *)&sigint, on_closed);
     uv_close((uv_handle_t *)&sigterm, on_closed);
     uv_close((uv_handle_t *)&chk_timer, on_closed);
+    uv_close((uv_handle_t *)&rt->savepoint_async, on_closed);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     rt_free(rt);
