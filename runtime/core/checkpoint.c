@@ -327,6 +327,8 @@ sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t r
     return c;
 }
 
+uint64_t sf_checkpointer_next_id(const sf_checkpointer_t *c) { return c->next_id; }
+
 void sf_checkpointer_free(sf_checkpointer_t *c)
 {
     if (!c)
@@ -385,6 +387,8 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     /* The pause: pending work into the store, then the store's checkpoint. */
     sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
     rv = atomic_load(&sa.failed) ? SF_ESTATE : sf_state_checkpoint(rt->state, state);
+    /* Whatever is produced from now on belongs to the next checkpoint. */
+    atomic_store(&rt->epoch, sa.id + 1);
     sf_workers_resume(&rt->workers);
     pause_us = (uv_hrtime() - start) / 1000;
     c->next_id++;

@@ -49,6 +49,8 @@ typedef struct sf_checkpointer_s sf_checkpointer_t;
  */
 sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t retained);
 void sf_checkpointer_free(sf_checkpointer_t *c);
+/** The id the next checkpoint will get. */
+uint64_t sf_checkpointer_next_id(const sf_checkpointer_t *c);
 
 /**
  * Takes a checkpoint into STATE_DIR/checkpoints (|dir| NULL) or into |dir|

@@ -80,6 +80,8 @@ struct wctx_s {
     sf_msg_fifo_t egress;       /* egress records of the reply being applied */
     int pending_closes;
     bool stopping;
+    uint64_t egress_seq;        /* key sequence of exactly-once egress records */
+    size_t egress_held;         /* of the reply being applied, held for a checkpoint */
     uint64_t snap_id;           /* checkpoint whose pending work we wrote last */
     uint32_t snap_count;        /* how many records that was */
 };
@@ -377,6 +379,24 @@ static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
 
 static void arm_timer(wctx_t *wc);
 
+/* Whether records for egress |name| wait for the checkpoint (exactly-once). */
+static bool egress_exactly_once(const sf_rt_t *rt, const char *name)
+{
+    return rt->opts->checkpoint_interval_ms > 0 && rt->mod->egress &&
+           rt->mod->egress->exactly_once && strcmp(name, SF_IO_PLAYGROUND_EGRESS) == 0;
+}
+
+void sf_egress_key(uint8_t key[SF_EGRESS_KEY_LEN], uint64_t epoch, uint32_t worker, uint64_t seq)
+{
+    int i;
+    for (i = 0; i < 8; i++) {
+        key[i] = (uint8_t)(epoch >> (56 - 8 * i));
+        key[12 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    }
+    for (i = 0; i < 4; i++)
+        key[8 + i] = (uint8_t)(worker >> (24 - 8 * i));
+}
+
 static int msg_from_pb(wctx_t *wc, act_t *a, const sf_pb_address_t *t,
                        const sf_pb_typed_value_t *arg, sf_msg_t **out)
 {
@@ -476,13 +496,28 @@ static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t 
         in.value_len = e->argument->value.len;
         if (sf_msg_new(&in, wc->rt->opts->max_parallelism, &m) != 0)
             return SF_EPROTO;
-        sf_msg_fifo_push(&wc->egress, m);
+        if (egress_exactly_once(wc->rt, name)) {
+            /* Committed with the reply, so the checkpoint that covers the
+             * reply holds the record; published when that checkpoint completes. */
+            uint8_t key[SF_EGRESS_KEY_LEN];
+            sf_egress_key(key, atomic_load(&wc->rt->epoch), wc->w->id, wc->egress_seq++);
+            sf_buf_reset(&wc->msgbuf);
+            sf_msg_encode(m, &wc->msgbuf);
+            sf_msg_free(m);
+            if (sf_state_batch_log_put(wc->batch, SF_LOG_COL_EGRESS, key, sizeof key,
+                                       wc->msgbuf.base, wc->msgbuf.len) != 0)
+                return SF_EPROTO;
+            wc->egress_held++;
+        } else {
+            sf_msg_fifo_push(&wc->egress, m);
+        }
     }
     return SF_OK;
 }
 
 static void unstage(wctx_t *wc)
 {
+    wc->egress_held = 0;
     sf_state_batch_clear(wc->batch);
     sf_msg_fifo_clear(&wc->routed);
     sf_msg_fifo_clear(&wc->egress);
@@ -587,6 +622,8 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
     atomic_fetch_add(&a->fn->metrics->out_local, wc->routed.count);
     while ((m = sf_msg_fifo_pop(&wc->routed)) != NULL)
         sf_worker_route(wc->w, m);
+    atomic_fetch_add(&a->fn->metrics->egress, wc->egress_held);
+    wc->egress_held = 0;
     if (wc->egress.head) {
         atomic_fetch_add(&a->fn->metrics->egress, wc->egress.count);
         if (wc->rt->io)

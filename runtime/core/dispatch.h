@@ -43,6 +43,16 @@ void sf_dispatch_stop(sf_worker_t *w);
  */
 #define SF_LOG_COL_PENDING 1
 
+/**
+ * The log column holding exactly-once egress records until they are
+ * published: key [epoch u64][worker u32][seq u64] big-endian, value the
+ * record as an SF_MSG_EGRESS message in its stable encoding. The epoch is the
+ * id of the checkpoint that will cover the record (sf_rt_t.epoch).
+ */
+#define SF_LOG_COL_EGRESS 2
+#define SF_EGRESS_KEY_LEN 20
+void sf_egress_key(uint8_t key[SF_EGRESS_KEY_LEN], uint64_t epoch, uint32_t worker, uint64_t seq);
+
 /** What sf_dispatch_snapshot takes and reports. */
 typedef struct sf_snapshot_arg_s {
     uint64_t id;          /* the checkpoint */

@@ -60,6 +60,7 @@ typedef struct sf_rt_s {
     pthread_mutex_t fn_metrics_lock; /* only for claiming a slot */
     /* Checkpoints: the coordinator (main thread) and its metrics. */
     struct sf_checkpointer_s *checkpointer;
+    _Atomic uint64_t epoch;                /* id of the next checkpoint: tags egress records */
     sf_pause_extra_t io_pause;             /* the I/O thread's part in a pause */
     uint64_t routed_upto;                  /* I/O thread: ingress offsets below were routed */
     uint64_t routed_upto_at_pause;         /* its value at the last pause (read after it) */

@@ -218,14 +218,65 @@ static int take_pending(sf_rt_t *rt, sf_msg_fifo_t *chain)
     return rv;
 }
 
+typedef struct publish_s {
+    sf_rt_t *rt;
+    uint64_t upto;
+    sf_msg_fifo_t chain;
+    sf_state_batch_t *batch;
+} publish_t;
+
+static int publish_one(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
+{
+    publish_t *p = ud;
+    uint64_t epoch = 0;
+    sf_msg_t *m;
+    size_t i;
+    for (i = 0; i < 8 && i < klen; i++)
+        epoch = epoch << 8 | key[i];
+    if (klen != SF_EGRESS_KEY_LEN || epoch > p->upto)
+        return 1; /* sorted by epoch: the rest is later */
+    if (sf_msg_decode(val, vlen, p->rt->opts->max_parallelism, &m, NULL) == 0)
+        sf_msg_fifo_push(&p->chain, m);
+    else
+        sf_log_error("an egress record held for a checkpoint does not decode; dropped");
+    sf_state_batch_log_delete(p->batch, SF_LOG_COL_EGRESS, key, klen);
+    return 0;
+}
+
+/* Makes the exactly-once egress records of checkpoints up to |upto| visible:
+ * they move from the state store to the I/O thread, in production order per
+ * worker. Main thread. */
+static void publish_egress(sf_rt_t *rt, uint64_t upto)
+{
+    publish_t p;
+    memset(&p, 0, sizeof p);
+    p.rt = rt;
+    p.upto = upto;
+    sf_msg_fifo_init(&p.chain);
+    sf_state_batch_new(rt->state, &p.batch);
+    if (sf_state_log_scan(rt->state, SF_LOG_COL_EGRESS, NULL, 0, 0, publish_one, &p) < 0 ||
+        sf_state_batch_commit(p.batch) != 0) {
+        sf_log_error("publishing the egress records of checkpoint %llu failed",
+                     (unsigned long long)upto);
+        sf_msg_fifo_clear(&p.chain);
+    }
+    sf_state_batch_free(p.batch);
+    if (p.chain.head && rt->io)
+        sf_io_egress_push(rt->io, &p.chain);
+    sf_msg_fifo_clear(&p.chain);
+}
+
 static void on_checkpoint_timer(uv_timer_t *t)
 {
     sf_rt_t *rt = t->data;
     sf_checkpoint_stats_t st;
-    if (sf_checkpointer_take(rt->checkpointer, NULL, &st) == 0)
+    uint64_t id = sf_checkpointer_next_id(rt->checkpointer);
+    if (sf_checkpointer_take(rt->checkpointer, NULL, &st) == 0) {
         sf_rt_checkpoint_done(rt, &st);
-    else
+        publish_egress(rt, id);
+    } else {
         atomic_fetch_add(&rt->checkpoint_failures, 1);
+    }
 }
 
 static void on_savepoint_async(uv_async_t *h)
@@ -411,6 +462,10 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         sf_log_info("resending %zu pending messages of the checkpoint", pending.count);
     sf_workers_route_chain(&rt->workers, &pending);
     rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, o->checkpoints_retained);
+    atomic_store(&rt->epoch, sf_checkpointer_next_id(rt->checkpointer));
+    /* Records the restored checkpoint holds are complete: publish them. */
+    if (manifest.id > 0)
+        publish_egress(rt, manifest.id);
     free(chk_path);
 
     if ((rv = sf_workers_start(&rt->workers)) != 0 || (rt->io && (rv = sf_io_start(rt->io)) != 0) ||
