@@ -21,6 +21,8 @@
 /* The key group number is stored as a 2-byte prefix; Flink caps it at 2^15. */
 #define MAX_PARALLELISM_LIMIT 32768
 
+/* In the order of sf_ilog_fsync (runtime/log/ingress_log.h). */
+static const char *const fsync_choices[] = {"always", "interval", "never", NULL};
 static const char *const backend_choices[] = {"rocksdb", "memory", NULL};
 static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
 
@@ -125,6 +127,17 @@ static const sf_opt_def_t table[SF_OPT__COUNT] = {
                                      .max = 1000,
                                      .offset = OFF(checkpoints_retained),
                                      .help = "complete checkpoints kept in the state dir"},
+    [SF_OPT_INGRESS_FSYNC] = {.id = SF_OPT_INGRESS_FSYNC,
+                              .name = "ingress-fsync",
+                              .camel = "ingressFsync",
+                              .env = "STATEFUN_INGRESS_FSYNC",
+                              .type = SF_OPT_T_ENUM,
+                              .metavar = "always|interval|never",
+                              .def = "interval",
+                              .choices = fsync_choices,
+                              .offset = OFF(ingress_fsync),
+                              .help = "when the ingress log is fdatasynced (a 200 survives "
+                                      "kill -9 in every mode; power loss: docs/ingress-log.md)"},
 };
 
 const sf_opt_def_t *sf_options_table(void)

@@ -38,6 +38,7 @@ typedef enum {
     SF_OPT_LOG_LEVEL,
     SF_OPT_RESTORE,
     SF_OPT_CHECKPOINTS_RETAINED,
+    SF_OPT_INGRESS_FSYNC,
     SF_OPT__COUNT
 } sf_opt_id;
 
@@ -71,6 +72,7 @@ typedef struct sf_options_s {
     sf_log_level log_level;              /* --log-level */
     char *restore;                       /* --restore: a checkpoint or savepoint dir, or NULL */
     uint32_t checkpoints_retained;       /* --checkpoints-retained */
+    int ingress_fsync;                   /* --ingress-fsync: 0 always, 1 interval, 2 never */
     sf_opt_source source[SF_OPT__COUNT]; /* where each value came from */
     char *origin[SF_OPT__COUNT];         /* "FILE:LINE", "STATEFUN_X" or "--x"; NULL for defaults */
 } sf_options_t;

@@ -329,6 +329,30 @@ sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t r
 
 uint64_t sf_checkpointer_next_id(const sf_checkpointer_t *c) { return c->next_id; }
 
+void sf_checkpoint_remove_dir(const char *dir) { rmtree(dir); }
+
+uint64_t sf_checkpointer_oldest_routed(sf_checkpointer_t *c)
+{
+    size_t n, i;
+    char **names = list_checkpoints(c->root, &n);
+    uint64_t oldest = UINT64_MAX;
+    for (i = 0; i < n; i++) {
+        char mf[4096];
+        json_t *root;
+        json_int_t routed;
+        snprintf(mf, sizeof mf, "%s/%s/MANIFEST", c->root, names[i]);
+        if ((root = json_load_file(mf, 0, NULL)) != NULL) {
+            if (json_unpack(root, "{s:I}", "routed_upto", &routed) == 0 &&
+                (uint64_t)routed < oldest)
+                oldest = (uint64_t)routed;
+            json_decref(root);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return oldest == UINT64_MAX ? 0 : oldest;
+}
+
 void sf_checkpointer_free(sf_checkpointer_t *c)
 {
     if (!c)

@@ -49,6 +49,16 @@ typedef struct sf_checkpointer_s sf_checkpointer_t;
  */
 sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t retained);
 void sf_checkpointer_free(sf_checkpointer_t *c);
+/**
+ * The smallest ingress offset a retained checkpoint may replay from: the
+ * ingress log must keep every record at or above it. Reads the MANIFESTs of
+ * the retained checkpoints. Main thread.
+ */
+uint64_t sf_checkpointer_oldest_routed(sf_checkpointer_t *c);
+
+/** Removes |dir| and everything under it (no symlinks followed). */
+void sf_checkpoint_remove_dir(const char *dir);
+
 /** The id the next checkpoint will get. */
 uint64_t sf_checkpointer_next_id(const sf_checkpointer_t *c);
 

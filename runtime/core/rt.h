@@ -41,6 +41,7 @@ typedef struct sf_fn_metrics_s {
     {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX}
 
 struct sf_checkpointer_s;
+struct sf_ilog_s;
 struct sf_checkpoint_stats_s;
 
 typedef struct sf_rt_s {
@@ -60,6 +61,7 @@ typedef struct sf_rt_s {
     pthread_mutex_t fn_metrics_lock; /* only for claiming a slot */
     /* Checkpoints: the coordinator (main thread) and its metrics. */
     struct sf_checkpointer_s *checkpointer;
+    struct sf_ilog_s *ilog;                /* the durable ingress log (checkpoints on) */
     _Atomic uint64_t epoch;                /* id of the next checkpoint: tags egress records */
     sf_pause_extra_t io_pause;             /* the I/O thread's part in a pause */
     uint64_t routed_upto;                  /* I/O thread: ingress offsets below were routed */

@@ -5,6 +5,7 @@
  * thread's loop, and stops everything in order (ingress first, so nothing new
  * is accepted, then the workers, then the I/O thread and the state).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "admin.h"
 #include "checkpoint.h"
+#include "ingress_log.h"
 #include "dispatch.h"
 #include "rt.h"
 #include "runtime.h"
@@ -85,11 +87,34 @@ static void io_paused(void *arg)
     rt->routed_upto_at_pause = rt->routed_upto;
 }
 
+static void hook_io_start(void *ud, uv_loop_t *loop)
+{
+    sf_rt_t *rt = ud;
+    if (rt->ilog && sf_ilog_start(rt->ilog, loop) != 0)
+        sf_log_error("the ingress log could not start: requests will be answered 503");
+}
+
 static void hook_io_stop(void *ud, uv_loop_t *loop)
 {
     sf_rt_t *rt = ud;
     (void)loop;
+    if (rt->ilog)
+        sf_ilog_stop(rt->ilog);
     uv_close((uv_handle_t *)&rt->io_pause.async, NULL);
+}
+
+/* The ingress answers 200 once the batch is in the ingress log. */
+static int hook_persist(void *ud, const sf_msg_fifo_t *chain, sf_io_persist_done_cb done,
+                        void *token)
+{
+    sf_rt_t *rt = ud;
+    return sf_ilog_append(rt->ilog, chain, done, token);
+}
+
+static int replay_one(void *ud, sf_msg_t *m)
+{
+    sf_msg_fifo_push(ud, m);
+    return 0;
 }
 
 static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *type,
@@ -176,6 +201,26 @@ static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_m
                         (unsigned long long)m->id, (unsigned long long)m->bytes,
                         (unsigned long long)m->pending, (uv_hrtime() - t0) / 1e6);
     } else {
+        char ldir[4096];
+        DIR *d;
+        struct dirent *e;
+        bool logged = false;
+        /* No complete checkpoint, but an ingress log: the live store may hold
+         * the effects of some of its messages (a crash before the first
+         * checkpoint). Start from empty state and replay the whole log. */
+        snprintf(ldir, sizeof ldir, "%s/ingress", o->state_dir);
+        if (o->checkpoint_interval_ms > 0 && (d = opendir(ldir)) != NULL) {
+            while ((e = readdir(d)) != NULL)
+                if (e->d_name[0] != '.' && strstr(e->d_name, ".log"))
+                    logged = true;
+            closedir(d);
+        }
+        if (logged) {
+            sf_log_warn("no complete checkpoint in %s: starting from empty state and replaying "
+                        "the whole ingress log",
+                        o->state_dir);
+            sf_checkpoint_remove_dir(so->dir);
+        }
         rv = sf_state_open2(so, &rt->state);
     }
     if (rv != 0)
@@ -274,6 +319,8 @@ static void on_checkpoint_timer(uv_timer_t *t)
     if (sf_checkpointer_take(rt->checkpointer, NULL, &st) == 0) {
         sf_rt_checkpoint_done(rt, &st);
         publish_egress(rt, id);
+        if (rt->ilog)
+            sf_ilog_truncate_before(rt->ilog, sf_checkpointer_oldest_routed(rt->checkpointer));
     } else {
         atomic_fetch_add(&rt->checkpoint_failures, 1);
     }
@@ -332,6 +379,7 @@ static void on_closed(uv_handle_t *h) { (void)h; }
 
 static void rt_free(sf_rt_t *rt)
 {
+    sf_ilog_free(rt->ilog);
     sf_checkpointer_free(rt->checkpointer);
     size_t i;
     sf_admin_free(rt->admin); /* first: it reads the I/O counters and the state */
@@ -391,6 +439,21 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         rt_free(rt);
         return rv;
     }
+    if (o->checkpoint_interval_ms > 0 && mod->ingress) {
+        sf_ilog_config_t lc;
+        char ldir[4096];
+        snprintf(ldir, sizeof ldir, "%s/ingress", o->state_dir);
+        sf_ilog_config_init(&lc);
+        lc.dir = ldir;
+        lc.fsync = (sf_ilog_fsync)o->ingress_fsync;
+        lc.max_parallelism = o->max_parallelism;
+        lc.first_offset = manifest.routed_upto;
+        if ((rv = sf_ilog_open(&lc, &rt->ilog)) != 0) {
+            sf_log_error("cannot open the ingress log in %s: %s", ldir, sf_strerror(rv));
+            rt_free(rt);
+            return rv;
+        }
+    }
 
     /* Embedded modules. */
     rt->embedded = sf_xcalloc(mod->nembedded + 1, sizeof *rt->embedded);
@@ -433,6 +496,9 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     hooks.serves = hook_serves;
     hooks.accepting = hook_accepting;
     hooks.on_stop = hook_io_stop;
+    hooks.on_start = hook_io_start;
+    if (rt->ilog)
+        hooks.persist = hook_persist;
     if ((ioc.ingress || ioc.egress) && (rv = sf_io_new(&ioc, &hooks, &rt->io)) != 0) {
         sf_log_error("cannot start the ingress/egress listeners: %s", sf_strerror(rv));
         rt_free(rt);
@@ -460,6 +526,20 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     }
     if (pending.count)
         sf_log_info("resending %zu pending messages of the checkpoint", pending.count);
+    /* Then every message the ingress accepted after the checkpoint's offset. */
+    if (rt->ilog) {
+        size_t before = pending.count;
+        if ((rv = sf_ilog_replay(rt->ilog, manifest.routed_upto, replay_one, &pending)) != 0) {
+            sf_log_error("cannot replay the ingress log: %s", sf_strerror(rv));
+            sf_msg_fifo_clear(&pending);
+            rt_free(rt);
+            return rv;
+        }
+        if (pending.count > before)
+            sf_log_info("replaying %zu ingress messages from offset %llu",
+                        pending.count - before, (unsigned long long)manifest.routed_upto);
+        rt->routed_upto = sf_ilog_next_offset(rt->ilog);
+    }
     sf_workers_route_chain(&rt->workers, &pending);
     rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, o->checkpoints_retained);
     atomic_store(&rt->epoch, sf_checkpointer_next_id(rt->checkpointer));
