@@ -525,6 +525,29 @@ static void unstage(wctx_t *wc)
 
 static void on_retry(uv_timer_t *t);
 
+/* Records the ingress-to-commit latency of the batch's ingress messages. */
+static void observe_commit(sf_rt_t *rt, const sf_msg_fifo_t *batch)
+{
+    static const uint64_t bounds[SF_COMMIT_BUCKETS] = SF_COMMIT_BOUNDS_US;
+    const sf_msg_link_t *l;
+    uint64_t now = 0;
+    for (l = batch->head; l; l = l->next) {
+        const sf_msg_t *m = sf_container_of(l, sf_msg_t, link);
+        uint64_t us;
+        size_t b;
+        if (!m->accepted_us)
+            continue;
+        if (!now)
+            now = uv_hrtime() / 1000;
+        us = now > m->accepted_us ? now - m->accepted_us : 0;
+        for (b = 0; b < SF_COMMIT_BUCKETS - 1 && us > bounds[b]; b++)
+            ;
+        atomic_fetch_add_explicit(&rt->commit_buckets[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt->commit_sum_us, us, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt->commit_count, 1, memory_order_relaxed);
+    }
+}
+
 static void attempt_failed(act_t *a, const char *why)
 {
     wctx_t *wc = a->wc;
@@ -614,6 +637,7 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
         return;
     }
     /* Committed: the batch is done. */
+    observe_commit(wc->rt, &a->batch);
     atomic_fetch_add(&a->fn->metrics->invocations, 1);
     atomic_fetch_add(&a->fn->metrics->messages_in, a->batch.count);
     endpoint_healthy(a);

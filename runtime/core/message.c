@@ -56,6 +56,7 @@ static sf_msg_t *msg_alloc(size_t tl, size_t cl, size_t nl, size_t vl)
     sf_msg_t *m = sf_xmalloc(sizeof(*m) + tl + 1 + cl + 1 + nl + 1 + vl);
     m->link.next = NULL;
     m->seq = 0;
+    m->accepted_us = 0;
     m->kind = SF_MSG_INVOKE;
     m->target_len = (uint32_t)tl;
     m->caller_len = (uint32_t)cl;

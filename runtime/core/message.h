@@ -68,6 +68,8 @@ typedef struct sf_msg_link_s {
 typedef struct sf_msg_s {
     sf_msg_link_t link;      /* private to the queue holding the message */
     uint64_t seq;            /* read-write: ordering/replay sequence set by the producer */
+    uint64_t accepted_us;    /* read-write: when the ingress routed it (monotonic µs), else 0;
+                                not encoded */
     uint16_t key_group;      /* read-only: of the target */
     uint8_t kind;            /* read-only: sf_msg_kind */
     uint8_t has_caller;      /* read-only */

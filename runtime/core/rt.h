@@ -44,6 +44,12 @@ struct sf_checkpointer_s;
 struct sf_ilog_s;
 struct sf_checkpoint_stats_s;
 
+/* Ingress-to-commit latency histogram: upper bounds in microseconds. */
+#define SF_COMMIT_BUCKETS 14
+#define SF_COMMIT_BOUNDS_US                                                                        \
+    {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000,      \
+     UINT64_MAX}
+
 typedef struct sf_rt_s {
     const sf_options_t *opts;
     const sf_module_t *mod;
@@ -58,6 +64,11 @@ typedef struct sf_rt_s {
     /* Metrics per function type: slots claimed once, never freed. */
     sf_fn_metrics_t fn_metrics[SF_MAX_FN_METRICS];
     _Atomic uint32_t nfn_metrics;
+    /* From the ingress routing a message to the commit of the batch that
+     * processed it (state mutations applied). */
+    _Atomic uint64_t commit_buckets[SF_COMMIT_BUCKETS];
+    _Atomic uint64_t commit_sum_us;
+    _Atomic uint64_t commit_count;
     pthread_mutex_t fn_metrics_lock; /* only for claiming a slot */
     /* Checkpoints: the coordinator (main thread) and its metrics. */
     struct sf_checkpointer_s *checkpointer;

@@ -72,8 +72,12 @@ static int hook_route(void *ud, sf_msg_fifo_t *chain)
         /* Messages carry their ingress log offsets (0 without a log); they
          * are routed in offset order. */
         uint64_t seq = sf_container_of(chain->tail, sf_msg_t, link)->seq;
+        uint64_t now = uv_hrtime() / 1000;
+        sf_msg_link_t *l;
         if (seq + 1 > rt->routed_upto)
             rt->routed_upto = seq + 1;
+        for (l = chain->head; l; l = l->next)
+            sf_container_of(l, sf_msg_t, link)->accepted_us = now;
     }
     sf_workers_route_chain(&rt->workers, chain);
     return SF_OK;
