@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -302,6 +303,21 @@ int sf_checkpoint_find_latest(const char *state_dir, char **path, sf_manifest_t 
 /* ------------------------------------------------------------------------ */
 /* Taking checkpoints                                                         */
 
+/* Test hook: a file named .crash-before-manifest in the state dir makes the
+ * process kill itself (SIGKILL, as a crash) once the checkpoint's files are
+ * written and before its MANIFEST is, leaving a torn checkpoint behind. The
+ * file is removed first, so the restart does not crash again. */
+static void crash_hook(sf_rt_t *rt, const char *path)
+{
+    char hook[4096];
+    snprintf(hook, sizeof hook, "%s/.crash-before-manifest", rt->opts->state_dir);
+    if (access(hook, F_OK) != 0)
+        return;
+    unlink(hook);
+    sf_log_warn("test hook: crashing before the MANIFEST of %s", path);
+    raise(SIGKILL);
+}
+
 sf_checkpointer_t *sf_checkpointer_new(sf_rt_t *rt, uint64_t next_id, uint32_t retained)
 {
     sf_checkpointer_t *c = sf_xcalloc(1, sizeof *c);
@@ -459,6 +475,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     snprintf(m.backend, sizeof m.backend, "%s", sf_state_kind(rt->state));
     for (i = 0; i < files.n; i++)
         m.bytes += files.v[i].size;
+    crash_hook(rt, path);
     if ((rv = write_manifest(path, &m, &files)) != 0) {
         sf_log_error("checkpoint %" PRIu64 ": writing the MANIFEST failed", sa.id);
         files_free(&files);

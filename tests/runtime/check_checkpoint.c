@@ -195,6 +195,43 @@ START_TEST(test_corrupt_latest_checkpoint_is_skipped)
 }
 END_TEST
 
+/* A crash while a checkpoint is being completed (after its files, before its
+ * MANIFEST) leaves a torn checkpoint: recovery skips it, restores the
+ * previous one and replays the ingress log, so every accepted visit counts
+ * exactly once. */
+START_TEST(test_crash_during_checkpoint)
+{
+    rt_t r;
+    int st, i;
+    rt_setup(&r);
+    rt_start(&r, "rocksdb");
+    visit(&r, "Gil");
+    visit(&r, "Gil");
+    wait_visits(&r, "Gil", 2);
+    usleep(500000);
+    ck_assert_int_eq(sf_test_sh("touch %s/state/.crash-before-manifest", r.dir), 0);
+    for (i = 0; i < 3; i++)
+        visit(&r, "Gil");
+    /* The next checkpoint kills the process. */
+    for (i = 0; i < 300 && waitpid(r.pid, &st, WNOHANG) != r.pid; i++)
+        usleep(10000);
+    ck_assert_msg(i < 300, "the crash hook did not fire");
+    r.pid = 0;
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* The newest checkpoint directory has no MANIFEST. */
+    ck_assert_int_eq(sf_test_sh("cd %s/state/checkpoints && test ! -e $(ls | sort | tail -1)/MANIFEST",
+                                r.dir),
+                     0);
+    rt_start(&r, "rocksdb");
+    wait_visits(&r, "Gil", 5);
+    usleep(300000);
+    ck_assert_int_eq(visits(&r, "Gil"), 5); /* and not more */
+    rt_kill(&r, SIGTERM);
+    ck_assert_int_eq(sf_test_sh("grep -q 'incomplete (no MANIFEST)' %s/run.log", r.dir), 0);
+    rt_teardown(&r);
+}
+END_TEST
+
 Suite *sf_runtime_checkpoint_suite(void)
 {
     Suite *s = suite_create("runtime_checkpoint");
@@ -203,6 +240,7 @@ Suite *sf_runtime_checkpoint_suite(void)
     tcase_add_test(tc, test_kill9_recovers_rocksdb);
     tcase_add_test(tc, test_kill9_recovers_memory);
     tcase_add_test(tc, test_corrupt_latest_checkpoint_is_skipped);
+    tcase_add_test(tc, test_crash_during_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
