@@ -1,0 +1,738 @@
+/* statefun-c: Apache License 2.0.
+ *
+ * The end-to-end test helpers (see e2e.h): runtime processes, servers,
+ * blocking HTTP/1.1 requests, egress and admin reads, and the load
+ * generator (a libuv loop with the transport's client, run to completion on
+ * the test's thread).
+ */
+#include "e2e.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define HTTP_TIMEOUT_MS 10000
+
+/* ------------------------------------------------------------------------ */
+/* Paths and time                                                             */
+
+static void absolute(const char *path, char *out, size_t len)
+{
+    char cwd[512];
+    if (path[0] == '/') {
+        snprintf(out, len, "%s", path);
+        return;
+    }
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    snprintf(out, len, "%.500s/%.500s", cwd, path);
+}
+
+const char *sf_e2e_statefun(void)
+{
+    static char bin[1100];
+    const char *s = getenv("STATEFUN");
+    char b[1024];
+    if (s && *s)
+        snprintf(b, sizeof b, "%s", s);
+    else
+        snprintf(b, sizeof b, "%.1000s/bin/statefun", sf_test_build());
+    absolute(b, bin, sizeof bin);
+    ck_assert_msg(access(bin, X_OK) == 0, "no statefun binary at %s", bin);
+    return bin;
+}
+
+void sf_e2e_build_path(char *out, size_t len, const char *rel)
+{
+    char b[1100];
+    snprintf(b, sizeof b, "%.500s/%.500s", sf_test_build(), rel);
+    absolute(b, out, len);
+}
+
+void sf_e2e_src_path(char *out, size_t len, const char *rel)
+{
+    char b[1100];
+    snprintf(b, sizeof b, "%.500s/%.500s", sf_test_src(), rel);
+    absolute(b, out, len);
+}
+
+int64_t sf_e2e_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sf_e2e_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sf_e2e_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Runtime processes                                                          */
+
+void sf_e2e_rt_init(sf_e2e_rt_t *rt, const char *name)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->pid = -1;
+    rt->dir = sf_test_mkdtemp(name);
+    ck_assert_ptr_nonnull(rt->dir);
+    snprintf(rt->yaml, sizeof rt->yaml, "%s/module.yaml", rt->dir);
+    snprintf(rt->log, sizeof rt->log, "%s/run.log", rt->dir);
+    snprintf(rt->state_dir, sizeof rt->state_dir, "%s/state", rt->dir);
+    /* Three distinct ports (each was free a moment ago). */
+    do {
+        rt->ingress = sf_test_free_port();
+        rt->egress = sf_test_free_port();
+        rt->admin = sf_test_free_port();
+    } while (rt->ingress == rt->egress || rt->ingress == rt->admin || rt->egress == rt->admin ||
+             !rt->ingress || !rt->egress || !rt->admin);
+}
+
+void sf_e2e_rt_module(sf_e2e_rt_t *rt, const char *topics, const char *semantic, const char *fmt,
+                      ...)
+{
+    char docs[8192], all[10000];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    vsnprintf(docs, sizeof docs, fmt, ap);
+    va_end(ap);
+    n = snprintf(all, sizeof all,
+                 "%s%s"
+                 "kind: io.statefun.playground.v1/ingress\n"
+                 "spec:\n"
+                 "  host: 127.0.0.1\n"
+                 "  port: %u\n"
+                 "---\n"
+                 "kind: io.statefun.playground.v1/egress\n"
+                 "spec:\n"
+                 "  host: 127.0.0.1\n"
+                 "  port: %u\n"
+                 "  deliverySemantic: %s\n"
+                 "  topics: [%s]\n",
+                 docs, docs[0] ? "---\n" : "", rt->ingress, rt->egress, semantic, topics);
+    ck_assert_int_lt(n, (int)sizeof all);
+    ck_assert_int_eq(sf_test_write_file(rt->yaml, all, (size_t)n), 0);
+}
+
+/* True when something accepts TCP connections on 127.0.0.1:|port|. */
+static bool port_open(uint16_t port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+    if (fd < 0)
+        return false;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+void sf_e2e_rt_dump_log(const sf_e2e_rt_t *rt, int lines)
+{
+    fprintf(stderr, "---- last %d lines of %s ----\n", lines, rt->log);
+    fflush(stderr);
+    sf_test_sh("tail -n %d '%s' >&2", lines, rt->log);
+}
+
+int sf_e2e_rt_log_count(const sf_e2e_rt_t *rt, const char *needle)
+{
+    char *text = sf_test_read_file(rt->log, NULL);
+    const char *p;
+    int n = 0;
+    if (!text)
+        return 0;
+    for (p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...)
+{
+    char admin[64];
+    const char *argv[64];
+    const char *a;
+    int argc = 0, st, fd;
+    int64_t deadline;
+    va_list ap;
+    pid_t pid;
+
+    ck_assert_int_eq(rt->pid, -1);
+    snprintf(admin, sizeof admin, "127.0.0.1:%u", rt->admin);
+    argv[argc++] = sf_e2e_statefun();
+    argv[argc++] = "run";
+    argv[argc++] = "--state-dir";
+    argv[argc++] = rt->state_dir;
+    argv[argc++] = "--admin";
+    argv[argc++] = admin;
+    va_start(ap, rt);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 60)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc++] = rt->yaml;
+    argv[argc] = NULL;
+
+    fd = open(rt->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    rt->pid = pid;
+
+    deadline = sf_e2e_now_ms() + SF_E2E_START_MS;
+    for (;;) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            rt->pid = -1;
+            sf_e2e_rt_dump_log(rt, 40);
+            ck_abort_msg("statefun run exited early (status 0x%x)", st);
+        }
+        if (port_open(rt->ingress) && port_open(rt->egress) && port_open(rt->admin))
+            return;
+        if (sf_e2e_now_ms() > deadline) {
+            sf_e2e_rt_dump_log(rt, 40);
+            ck_abort_msg("statefun run did not open its ports within %d ms", SF_E2E_START_MS);
+        }
+        sf_e2e_sleep_ms(10);
+    }
+}
+
+int sf_e2e_rt_stop(sf_e2e_rt_t *rt)
+{
+    int64_t deadline;
+    int st;
+    if (rt->pid <= 0)
+        return -1;
+    kill(rt->pid, SIGTERM);
+    deadline = sf_e2e_now_ms() + SF_E2E_STOP_MS;
+    for (;;) {
+        if (waitpid(rt->pid, &st, WNOHANG) == rt->pid)
+            break;
+        if (sf_e2e_now_ms() > deadline) {
+            fprintf(stderr, "statefun (pid %d) did not stop within %d ms: SIGKILL\n", (int)rt->pid,
+                    SF_E2E_STOP_MS);
+            kill(rt->pid, SIGKILL);
+            waitpid(rt->pid, &st, 0);
+            rt->pid = -1;
+            return -1;
+        }
+        sf_e2e_sleep_ms(10);
+    }
+    rt->pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void sf_e2e_rt_dispose(sf_e2e_rt_t *rt)
+{
+    if (rt->pid > 0) {
+        kill(rt->pid, SIGKILL);
+        waitpid(rt->pid, NULL, 0);
+        rt->pid = -1;
+    }
+    sf_test_rmtree(rt->dir);
+    rt->dir = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Other processes                                                            */
+
+pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port)
+{
+    char line[512];
+    const char *p;
+    pid_t pid = sf_test_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
+    ck_assert_msg(pid > 0, "%s did not print its port", argv[0]);
+    p = strrchr(line, ':');
+    p = p ? p + 1 : strrchr(line, ' ');
+    ck_assert_msg(p != NULL, "no port in \"%s\"", line);
+    if (*p == ' ')
+        p++;
+    *port = (uint16_t)atoi(p);
+    ck_assert_msg(*port > 0, "no port in \"%s\"", line);
+    return pid;
+}
+
+void sf_e2e_kill(pid_t pid)
+{
+    sf_test_kill(pid);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocking HTTP/1.1                                                          */
+
+/* Waits for |fd| to be ready for |events| until |deadline|; false on timeout. */
+static bool wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        int64_t left = deadline - sf_e2e_now_ms();
+        int rv;
+        if (left <= 0)
+            return false;
+        rv = poll(&p, 1, (int)left);
+        if (rv > 0)
+            return true;
+        if (rv == 0 || errno != EINTR)
+            return false;
+    }
+}
+
+/* Parses a complete response in |buf| (|len| bytes, NUL-terminated). */
+static int parse_response(char *buf, size_t len, sf_e2e_resp_t *out)
+{
+    char *hend = strstr(buf, "\r\n\r\n"), *line, *body;
+    long clen = -1;
+    if (!hend || sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1) {
+        out->status = 0;
+        return -1;
+    }
+    *hend = '\0';
+    body = hend + 4;
+    for (line = strstr(buf, "\r\n"); line && line < hend; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, "content-length:", 15) == 0)
+            clen = strtol(line + 15, NULL, 10);
+        else if (strncasecmp(line, "retry-after:", 12) == 0)
+            sscanf(line + 12, " %31[^\r]", out->retry_after);
+    }
+    out->len = len - (size_t)(body - buf);
+    if (clen >= 0 && (size_t)clen < out->len)
+        out->len = (size_t)clen;
+    if (clen >= 0 && (size_t)clen > out->len) {
+        out->status = 0;
+        return -1;
+    }
+    out->body = malloc(out->len + 1);
+    ck_assert_ptr_nonnull(out->body);
+    memcpy(out->body, body, out->len);
+    out->body[out->len] = '\0';
+    return 0;
+}
+
+int sf_e2e_http(uint16_t port, const char *method, const char *path, const char *content_type,
+                const void *body, size_t len, sf_e2e_resp_t *out)
+{
+    struct sockaddr_in a;
+    char head[2048];
+    char *buf = NULL;
+    size_t blen = 0, bcap = 0, off = 0;
+    int64_t deadline = sf_e2e_now_ms() + HTTP_TIMEOUT_MS;
+    int fd, hlen, rv = -1;
+
+    memset(out, 0, sizeof *out);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (errno != EINPROGRESS || !wait_fd(fd, POLLOUT, deadline) ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0)
+            goto out;
+    }
+    hlen = snprintf(head, sizeof head,
+                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
+                    "Content-Length: %zu\r\n%s%s%s\r\n",
+                    method, path, port, len, content_type ? "Content-Type: " : "",
+                    content_type ? content_type : "", content_type ? "\r\n" : "");
+    ck_assert_int_lt(hlen, (int)sizeof head);
+    /* Write the head and the body; a server that answers early (413) may
+     * stop reading: the answer is read all the same. */
+    while (off < (size_t)hlen + len) {
+        const char *p = off < (size_t)hlen ? head + off : (const char *)body + (off - hlen);
+        size_t n = off < (size_t)hlen ? (size_t)hlen - off : len - (off - hlen);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p2[1] = {{fd, POLLOUT | POLLIN, 0}};
+            int64_t left = deadline - sf_e2e_now_ms();
+            if (left <= 0 || poll(p2, 1, (int)left) <= 0)
+                goto out;
+            if (p2[0].revents & POLLIN)
+                break; /* an early answer */
+            continue;
+        }
+        break; /* EPIPE, ECONNRESET: read what came */
+    }
+    for (;;) {
+        ssize_t r;
+        if (blen + 4096 + 1 > bcap) {
+            bcap = bcap ? bcap * 2 : 8192;
+            buf = realloc(buf, bcap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        r = recv(fd, buf + blen, bcap - blen - 1, 0);
+        if (r > 0) {
+            blen += (size_t)r;
+            continue;
+        }
+        if (r == 0 || (r < 0 && errno == ECONNRESET && blen > 0))
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_fd(fd, POLLIN, deadline))
+                goto out;
+            continue;
+        }
+        goto out;
+    }
+    if (!buf)
+        goto out;
+    buf[blen] = '\0';
+    rv = parse_response(buf, blen, out);
+out:
+    free(buf);
+    close(fd);
+    return rv;
+}
+
+void sf_e2e_resp_dispose(sf_e2e_resp_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+int sf_e2e_put(uint16_t port, const char *path, const char *text)
+{
+    sf_e2e_resp_t r;
+    int status;
+    sf_e2e_http(port, "PUT", path, "text/plain", text, strlen(text), &r);
+    status = r.status;
+    sf_e2e_resp_dispose(&r);
+    return status;
+}
+
+int sf_e2e_put_retry(uint16_t port, const char *path, const char *text)
+{
+    int64_t deadline = sf_e2e_now_ms() + HTTP_TIMEOUT_MS;
+    int status;
+    while ((status = sf_e2e_put(port, path, text)) == 503 && sf_e2e_now_ms() < deadline)
+        sf_e2e_sleep_ms(20);
+    return status;
+}
+
+char *sf_e2e_egress_pop(uint16_t port, const char *topic, int wait_ms)
+{
+    char path[512];
+    sf_e2e_resp_t r;
+    char *payload = NULL;
+    snprintf(path, sizeof path, "/%s?wait=%dms", topic, wait_ms);
+    if (sf_e2e_http(port, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+        payload = r.body;
+        r.body = NULL;
+    }
+    sf_e2e_resp_dispose(&r);
+    return payload;
+}
+
+size_t sf_e2e_egress_take(uint16_t port, const char *topic, char **out, size_t n, int timeout_ms)
+{
+    int64_t deadline = sf_e2e_now_ms() + timeout_ms;
+    size_t got = 0;
+    while (got < n) {
+        int64_t left = deadline - sf_e2e_now_ms();
+        char *p;
+        if (left <= 0)
+            break;
+        p = sf_e2e_egress_pop(port, topic, left > 1000 ? 1000 : (int)left);
+        if (p)
+            out[got++] = p;
+    }
+    return got;
+}
+
+json_t *sf_e2e_state(uint16_t admin, const char *addr)
+{
+    char path[1024];
+    sf_e2e_resp_t r;
+    json_t *root = NULL, *states = NULL;
+    snprintf(path, sizeof path, "/v1/state/%s", addr);
+    if (sf_e2e_http(admin, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+        root = json_loadb(r.body, r.len, 0, NULL);
+        ck_assert_msg(root != NULL, "the admin's state answer is not JSON: %s", r.body);
+        states = json_object_get(root, "states");
+        if (states)
+            json_incref(states);
+        json_decref(root);
+    } else {
+        ck_assert_msg(r.status == 404, "GET %s on the admin port: status %d (%s)", path, r.status,
+                      r.body ? r.body : "");
+    }
+    sf_e2e_resp_dispose(&r);
+    return states;
+}
+
+long long sf_e2e_state_int(uint16_t admin, const char *addr, const char *name, long long dflt)
+{
+    json_t *s = sf_e2e_state(admin, addr), *v;
+    long long out = dflt;
+    if (s && (v = json_object_get(json_object_get(s, name), "value")) != NULL && json_is_integer(v))
+        out = (long long)json_integer_value(v);
+    json_decref(s);
+    return out;
+}
+
+char *sf_e2e_state_str(uint16_t admin, const char *addr, const char *name)
+{
+    json_t *s = sf_e2e_state(admin, addr), *v;
+    char *out = NULL;
+    if (s && (v = json_object_get(json_object_get(s, name), "value")) != NULL && json_is_string(v))
+        out = strdup(json_string_value(v));
+    json_decref(s);
+    return out;
+}
+
+long long sf_e2e_wait_state_int(uint16_t admin, const char *addr, const char *name, long long want,
+                                int timeout_ms)
+{
+    int64_t deadline = sf_e2e_now_ms() + timeout_ms;
+    long long v;
+    while ((v = sf_e2e_state_int(admin, addr, name, -1)) != want && sf_e2e_now_ms() < deadline)
+        sf_e2e_sleep_ms(20);
+    return v;
+}
+
+int sf_e2e_health(uint16_t admin, char **body)
+{
+    sf_e2e_resp_t r;
+    int status;
+    sf_e2e_http(admin, "GET", "/healthz", NULL, NULL, 0, &r);
+    status = r.status;
+    if (body) {
+        *body = r.body;
+        r.body = NULL;
+    }
+    sf_e2e_resp_dispose(&r);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load generator                                                             */
+
+typedef struct load_ctx_s load_ctx_t;
+
+typedef struct lane_s {
+    load_ctx_t *lc;
+    unsigned id;
+    unsigned next; /* next seq to send (1-based) */
+    unsigned inflight;
+    unsigned done;      /* accepted */
+    unsigned retry_seq; /* a seq waiting for its retry timer, or 0 */
+    uv_timer_t timer;
+} lane_t;
+
+typedef struct req_s {
+    lane_t *lane;
+    unsigned seq;
+    sf_http_url_t url;
+} req_t;
+
+struct load_ctx_s {
+    sf_e2e_load_t *load;
+    uv_loop_t loop;
+    sf_http_client_t *client;
+    lane_t *lanes;
+    uv_timer_t deadline;
+    unsigned finished_lanes;
+    bool stopping;
+};
+
+static void lane_pump(lane_t *ln);
+
+static void load_stop(load_ctx_t *lc)
+{
+    unsigned i;
+    if (lc->stopping)
+        return;
+    lc->stopping = true;
+    uv_timer_stop(&lc->deadline);
+    for (i = 0; i < lc->load->nlanes; i++)
+        uv_timer_stop(&lc->lanes[i].timer);
+    sf_http_client_close(lc->client, NULL, NULL);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    load_ctx_t *lc = t->data;
+    lc->load->timed_out = true;
+    load_stop(lc);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    lane_pump(t->data);
+}
+
+static void on_load_response(int err, const sf_http_response_t *res, void *ud)
+{
+    req_t *rq = ud;
+    lane_t *ln = rq->lane;
+    load_ctx_t *lc = ln->lc;
+    sf_e2e_load_t *l = lc->load;
+    unsigned seq = rq->seq;
+
+    sf_http_url_dispose(&rq->url, NULL);
+    free(rq);
+    ln->inflight--;
+    if (lc->stopping)
+        return;
+    if (err != 0) {
+        if (l->errors++ == 0)
+            l->first_error = err;
+    } else if (res->status == 200) {
+        l->accepted++;
+        ln->done++;
+    } else if (res->status == 503) {
+        l->rejected_503++;
+        if (l->retry_503) {
+            ln->retry_seq = seq;
+            uv_timer_start(&ln->timer, on_retry, 5 + (uint64_t)(rand() % 16), 0);
+            return;
+        }
+    } else {
+        if (l->other++ == 0)
+            l->other_status = res->status;
+    }
+    if (err != 0 || (res->status != 200 && !(res->status == 503 && l->retry_503))) {
+        /* A lost message: the lane cannot keep its order guarantee; stop. */
+        load_stop(lc);
+        return;
+    }
+    lane_pump(ln);
+}
+
+static void send_one(lane_t *ln, unsigned seq)
+{
+    load_ctx_t *lc = ln->lc;
+    sf_e2e_load_t *l = lc->load;
+    char path[512], body[512], url[700];
+    static const sf_http_header_t ct = {"content-type", 12, "text/plain", 10};
+    req_t *rq = calloc(1, sizeof *rq);
+    int rv;
+
+    ck_assert_ptr_nonnull(rq);
+    path[0] = body[0] = '\0';
+    l->make(ln->id, seq, path, sizeof path, body, sizeof body, l->user_data);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", l->port, path);
+    ck_assert_int_eq(sf_http_url_parse(url, NULL, &rq->url), 0);
+    rq->lane = ln;
+    rq->seq = seq;
+    ln->inflight++;
+    rv = sf_http_client_request(lc->client, "PUT", &rq->url, &ct, 1, body, strlen(body),
+                                on_load_response, rq);
+    ck_assert_int_eq(rv, 0);
+}
+
+static void lane_pump(lane_t *ln)
+{
+    load_ctx_t *lc = ln->lc;
+    sf_e2e_load_t *l = lc->load;
+    if (lc->stopping)
+        return;
+    if (ln->retry_seq) {
+        unsigned s = ln->retry_seq;
+        ln->retry_seq = 0;
+        send_one(ln, s);
+        return;
+    }
+    while (ln->next <= l->per_lane && ln->inflight < l->window) {
+        send_one(ln, ln->next++);
+    }
+    if (ln->done == l->per_lane) {
+        if (++lc->finished_lanes == l->nlanes)
+            load_stop(lc);
+    }
+}
+
+int sf_e2e_load_run(sf_e2e_load_t *l)
+{
+    load_ctx_t lc;
+    sf_http_client_config_t cfg;
+    int64_t t0 = sf_e2e_now_ms();
+    unsigned i;
+
+    ck_assert(l->window >= 1 && l->nlanes >= 1 && l->per_lane >= 1);
+    ck_assert(!l->retry_503 || l->window == 1);
+    l->accepted = l->rejected_503 = l->other = l->errors = 0;
+    l->timed_out = false;
+    memset(&lc, 0, sizeof lc);
+    lc.load = l;
+    ck_assert_int_eq(uv_loop_init(&lc.loop), 0);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.protocol = l->protocol;
+    cfg.pool_size = 64;
+    cfg.call_timeout_ms = 30000;
+    cfg.read_timeout_ms = 30000;
+    ck_assert_int_eq(sf_http_client_new(&lc.loop, &cfg, &lc.client), 0);
+    uv_timer_init(&lc.loop, &lc.deadline);
+    lc.deadline.data = &lc;
+    uv_timer_start(&lc.deadline, on_deadline, (uint64_t)(l->timeout_ms > 0 ? l->timeout_ms : 60000),
+                   0);
+    lc.lanes = calloc(l->nlanes, sizeof *lc.lanes);
+    ck_assert_ptr_nonnull(lc.lanes);
+    for (i = 0; i < l->nlanes; i++) {
+        lc.lanes[i].lc = &lc;
+        lc.lanes[i].id = i;
+        lc.lanes[i].next = 1;
+        uv_timer_init(&lc.loop, &lc.lanes[i].timer);
+        lc.lanes[i].timer.data = &lc.lanes[i];
+    }
+    for (i = 0; i < l->nlanes; i++)
+        lane_pump(&lc.lanes[i]);
+    uv_run(&lc.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&lc.deadline, NULL);
+    for (i = 0; i < l->nlanes; i++)
+        uv_close((uv_handle_t *)&lc.lanes[i].timer, NULL);
+    uv_run(&lc.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&lc.loop), 0);
+    free(lc.lanes);
+    l->elapsed_ms = sf_e2e_now_ms() - t0;
+    return l->accepted == l->nlanes * l->per_lane ? 0 : -1;
+}
