@@ -80,6 +80,11 @@ STATEFUN_BIN := $(BUILD)/bin/statefun
 EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.c))))
 EXAMPLE_BINS := $(foreach e,$(EXAMPLES),$(BUILD)/examples/$(e))
 EXAMPLE_LIBS := $(foreach e,$(EXAMPLES),$(BUILD)/examples/lib$(e).so)
+# Benchmark functions (bench/NAME/), built the same way into BUILD/bench/.
+BENCHES := $(notdir $(patsubst %/,%,$(dir $(wildcard bench/*/main.c))))
+BENCH_BINS := $(foreach b,$(BENCHES),$(BUILD)/bench/$(b))
+BENCH_LIBS := $(foreach b,$(BENCHES),$(BUILD)/bench/lib$(b).so)
+
 
 # Tests: every tests/**/check_*.c exports `Suite *sf_<name>_suite(void)`;
 # the list is generated, so adding a suite needs no edit elsewhere.
@@ -93,10 +98,10 @@ TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-asan test-valgrind format clean proto examples js-deps
+.PHONY: all deps run test test-asan test-valgrind format clean proto examples js-deps bench
 
 all: $(DEPS_STAMP) $(LIBPROTO) $(LIBSDK_A) $(LIBSDK_SO) $(SDK_PC) $(STATEFUN_BIN) examples $(TEST_BIN) \
-	$(TEST_PROGS)
+	$(TEST_PROGS) $(BENCH_BINS) $(BENCH_LIBS)
 
 examples: $(EXAMPLE_BINS) $(EXAMPLE_LIBS)
 
@@ -184,6 +189,27 @@ $(BUILD)/examples/lib$(1).so: $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out examp
 	$$(CC) -shared -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) -Wl,--exclude-libs,ALL $$(LDFLAGS_ALL) $$(SDK_LIBS)
 endef
 $(foreach e,$(EXAMPLES),$(eval $(call example_rules,$(e))))
+
+# Benchmark functions: bench/NAME/main.c and the other .c files, built like
+# the examples into BUILD/bench/NAME and BUILD/bench/libNAME.so.
+define bench_rules
+$(BUILD)/bench/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/$(1)/*.c)) $(LIBSDK_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) $$(LDFLAGS_ALL) $$(SDK_LIBS)
+
+$(BUILD)/bench/lib$(1).so: $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out bench/$(1)/main.c,$(wildcard bench/$(1)/*.c))) $(LIBSDK_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) -Wl,--exclude-libs,ALL $$(LDFLAGS_ALL) $$(SDK_LIBS)
+endef
+$(foreach b,$(BENCHES),$(eval $(call bench_rules,$(b))))
+
+# `make bench` runs the quick set; `make bench-NAME` one workload (bench/README.md).
+bench: all
+	python3 bench/bench.py --build $(BUILD) quick
+
+bench-%: all
+	python3 bench/bench.py --build $(BUILD) $*
+
 
 # ---------------------------------------------------------------------------
 # Tests

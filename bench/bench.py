@@ -1,0 +1,679 @@
+#!/usr/bin/env python3
+# statefun-c: Apache License 2.0.
+#
+# The benchmark driver (bench/README.md). Each workload starts every process
+# it needs on 127.0.0.1 (free ports, a temporary folder), runs a warm-up and
+# then N measured runs, stops everything it started (by PID), and prints a
+# table (median, min, max) plus one machine-readable line per figure:
+#
+#   BENCH {"workload": ..., "figure": ..., "median": ..., "min": ..., ...}
+#
+# Usage: python3 bench/bench.py [--build DIR] [--runs N] [--full] WORKLOAD...
+# Workloads: remote-counter, embedded, hot-key, checkpoint, peer; "quick" is
+# remote-counter + embedded (what `make bench` runs).
+#
+# Standard library only. Load comes from h2load (Debian nghttp2-client); the
+# figures that do not depend on the load generator's own clock (processed
+# messages per second, ingress-to-commit latency) come from the runtime's
+# admin API (/metrics), and every run ends by checking through
+# /v1/state/... that no message was lost or applied twice.
+import argparse
+import ctypes
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ADDRESSES = 10000  # distinct counter addresses in the uniform workloads
+RESULTS = []  # every figure printed, for --json
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+class Procs:
+    """Every process a workload starts; stop_all() ends them by PID."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []
+
+    def start(self, name, argv, env=None):
+        logf = open(os.path.join(self.tmp, name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                             env=env, start_new_session=True)
+        p.bench_name = name
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=15):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self):
+        for p in list(reversed(self.procs)):
+            self.stop(p)
+
+    def tail(self, name, n=2000):
+        try:
+            with open(os.path.join(self.tmp, name + ".log"), "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return "(no log)"
+
+
+def wait_until(pred, timeout, what, step=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for " + what)
+        time.sleep(step)
+
+
+def http_get(port, path, timeout=5):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode(errors="replace")
+        c.close()
+        return r.status, body
+    except OSError:
+        return 0, ""
+
+
+def http_send(port, path, body, ctype, method="PUT"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body=body, headers={"Content-Type": ctype})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+def int_body(k):
+    """An io.statefun.types/int value: IntWrapper, field 1 sfixed32."""
+    return b"\x0d" + struct.pack("<i", k)
+
+
+INT_CTYPE = "application/vnd.io.statefun.types/int"
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+
+
+def scrape(admin):
+    st, body = http_get(admin, "/metrics")
+    if st != 200:
+        raise RuntimeError("GET /metrics answered %d" % st)
+    return body
+
+
+def sample(text, name, labels=None):
+    """Sum of the samples of |name| whose labels contain |labels|."""
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        rest = line[len(name):]
+        if rest.startswith("{"):
+            lab, _, val = rest[1:].partition("} ")
+        elif rest.startswith(" "):
+            lab, val = "", rest[1:]
+        else:
+            continue
+        if labels and labels not in lab:
+            continue
+        total += float(val)
+        found = True
+    return total if found else None
+
+
+def histogram(text, name):
+    """{le: cumulative count} of histogram |name|, summed over label sets."""
+    out = {}
+    pat = re.compile(r'^%s_bucket\{(.*)\} (\S+)$' % re.escape(name))
+    for line in text.splitlines():
+        m = pat.match(line)
+        if not m:
+            continue
+        le = re.search(r'le="([^"]+)"', m.group(1)).group(1)
+        le = float("inf") if le == "+Inf" else float(le)
+        out[le] = out.get(le, 0) + float(m.group(2))
+    return out
+
+
+def hist_delta(after, before):
+    return {le: after[le] - before.get(le, 0) for le in after}
+
+
+def quantile(h, q):
+    """Quantile |q| of a cumulative histogram, interpolated linearly within
+    its bucket (so it is only as fine as the bucket bounds)."""
+    les = sorted(h)
+    if not les or h[les[-1]] <= 0:
+        return None
+    total = h[les[-1]]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le in les:
+        c = h[le]
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            if c == prev_c:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+        prev_le, prev_c = le, c
+    return les[-1]
+
+
+COMMIT_HIST = "statefun_ingress_to_commit_seconds"
+
+
+# ---------------------------------------------------------------------------
+# Load (h2load)
+
+
+def h2load(uris_file, n, clients, streams, body_file, ctype, h1=False, rps=None, uri=None):
+    argv = ["h2load", "-n", str(n), "-c", str(clients), "-m", str(streams), "-d", body_file,
+            "-H", "Content-Type: " + ctype, "-T", "30", "-N", "30"]
+    if h1:
+        argv.append("--h1")
+    if rps:
+        argv += ["--rps", str(rps)]
+    if uri:
+        argv.append(uri)
+    else:
+        argv += ["-i", uris_file]
+    t0 = time.monotonic()
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t1 = time.monotonic()
+    out = r.stdout
+    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("h2load failed:\n" + out[-2000:])
+    ok, failed, errored = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    ok2xx = int(codes.group(1)) if codes else ok
+    rps_m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    return {"t0": t0, "t1": t1, "ok": ok2xx, "failed": failed + errored + (ok - ok2xx),
+            "accept_rps": float(rps_m.group(1)) if rps_m else None,
+            "req_mean": lat.group(3) if lat else None, "req_max": lat.group(2) if lat else None,
+            "out": out}
+
+
+# ---------------------------------------------------------------------------
+# The runtime
+
+
+class Runtime:
+    def __init__(self, procs, build, modules_yaml, workers=2, extra=(), name="statefun"):
+        self.procs = procs
+        self.admin = free_port()
+        self.ingress = free_port()
+        self.build = build
+        self.name = name
+        self.state = os.path.join(procs.tmp, name + "-state")
+        self.yaml = os.path.join(procs.tmp, name + ".yaml")
+        with open(self.yaml, "w") as f:
+            f.write(modules_yaml + "---\nkind: io.statefun.playground.v1/ingress\nspec:\n"
+                    "  port: %d\n" % self.ingress)
+        self.argv = [os.path.join(build, "bin", "statefun"), "run", "--state-dir", self.state,
+                     "--workers", str(workers), "--admin", "127.0.0.1:%d" % self.admin,
+                     "--log-level", "warn"] + list(extra) + [self.yaml]
+        self.p = None
+
+    def start(self):
+        self.p = self.procs.start(self.name, self.argv)
+
+        def ready():
+            if self.p.poll() is not None:
+                raise RuntimeError("statefun exited:\n" + self.procs.tail(self.name))
+            return http_get(self.admin, "/healthz", 1)[0] == 200
+
+        wait_until(ready, 60, "statefun /healthz")
+
+    def stop(self, sig=signal.SIGTERM):
+        self.procs.stop(self.p, sig)
+
+    def metrics(self):
+        return scrape(self.admin)
+
+    def processed(self, fn="bench/counter", text=None):
+        v = sample(text or self.metrics(), "statefun_function_messages_in_total",
+                   'function_type="%s"' % fn)
+        return int(v or 0)
+
+    def wait_processed(self, target, fn="bench/counter", timeout=120):
+        def done():
+            return self.processed(fn) >= target
+
+        wait_until(done, timeout, "%d messages processed by %s" % (target, fn), 0.01)
+        return time.monotonic()
+
+    def state_sum(self, fn, ids, name="n"):
+        """Sum of long state |name| over |ids| of |fn|, through /v1/state."""
+        c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=10)
+        total = 0
+        for i in ids:
+            c.request("GET", "/v1/state/%s/%s" % (fn, i))
+            r = c.getresponse()
+            body = r.read()
+            if r.status == 404:
+                continue
+            if r.status != 200:
+                raise RuntimeError("state of %s/%s: %d" % (fn, i, r.status))
+            st = json.loads(body)["states"].get(name)
+            if st is not None:
+                total += int(st["value"])
+        c.close()
+        return total
+
+
+def counter_server(procs, build, name="counter"):
+    port = free_port()
+    p = procs.start(name, [os.path.join(build, "bench", "counter"), "--listen",
+                           "127.0.0.1:%d" % port])
+    wait_until(lambda: "listening on" in procs.tail(name) or p.poll() is not None, 20,
+               "the counter server")
+    if p.poll() is not None:
+        raise RuntimeError("counter server exited:\n" + procs.tail(name))
+    return port
+
+
+def remote_yaml(port, protocol="auto"):
+    return ("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: bench/*\n"
+            "  urlPathTemplate: http://127.0.0.1:%d/\n  maxNumBatchRequests: 100000\n"
+            "  transport:\n    type: io.statefun.transports.v1/async\n"
+            "    protocol: %s\n" % (port, protocol))
+
+
+def embedded_yaml(build):
+    return ("kind: statefun.c.v1/embedded\nspec:\n  library: %s\n  functions: bench/*\n"
+            % os.path.abspath(os.path.join(build, "bench", "libcounter.so")))
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+
+
+class Figures:
+    """Collects runs of named figures; prints the table and BENCH lines."""
+
+    def __init__(self, workload, env):
+        self.workload = workload
+        self.env = env
+        self.rows = {}  # figure -> (unit, [values], [loads])
+        self.order = []
+
+    def add(self, figure, unit, value, load=None):
+        if figure not in self.rows:
+            self.rows[figure] = (unit, [], [])
+            self.order.append(figure)
+        if value is not None:
+            self.rows[figure][1].append(value)
+        self.rows[figure][2].append(loadavg() if load is None else load)
+
+    def report(self):
+        print()
+        print("## %s  (%s; %s)" % (self.workload, self.env["date"], self.env["machine"]))
+        print("%-58s %12s %12s %12s %5s %6s" % ("figure", "median", "min", "max", "runs",
+                                               "load1"))
+        lines = []
+        for fig in self.order:
+            unit, vals, loads = self.rows[fig]
+            if not vals:
+                print("%-58s %12s" % (fig + " [" + unit + "]", "n/a"))
+                continue
+            med = statistics.median(vals)
+            print("%-58s %12s %12s %12s %5d %6.2f" % (fig + " [" + unit + "]", fmt(med),
+                                                      fmt(min(vals)), fmt(max(vals)), len(vals),
+                                                      max(loads)))
+            rec = {"workload": self.workload, "figure": fig, "unit": unit, "median": med,
+                   "min": min(vals), "max": max(vals), "runs": len(vals),
+                   "loadavg_max": max(loads), "values": vals, "date": self.env["date"],
+                   "machine": self.env["machine"]}
+            RESULTS.append(rec)
+            lines.append("BENCH " + json.dumps(rec, sort_keys=True))
+        print("\n".join(lines))
+        sys.stdout.flush()
+
+
+def fmt(v):
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return "%.0f" % v
+        if abs(v) >= 1:
+            return "%.2f" % v
+        return "%.3g" % v
+    return str(v)
+
+
+def environment():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%MZ"),
+            "machine": "%d vCPU %s, %s" % (os.cpu_count(), cpu, platform.platform())}
+
+
+# ---------------------------------------------------------------------------
+# Workloads
+
+
+def write_uris(tmp, port, fn, n, prefix="k"):
+    path = os.path.join(tmp, "uris-%d-%s" % (port, fn.replace("/", "_")))
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write("http://127.0.0.1:%d/%s/%s%d\n" % (port, fn, prefix, i))
+    return path
+
+
+def write_body(tmp, name, data):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def counter_runs(figs, rt, tmp, label, args, h1=False, rates=True, clients=10, streams=64):
+    """Warm-up, then max-rate runs, then (optionally) runs at 50% and 90% of
+    the median max rate; checks every address's count at the end."""
+    uris = write_uris(tmp, rt.ingress, "bench/counter", ADDRESSES)
+    body = write_body(tmp, "one", b"1")
+    per_run = args.messages
+    if h1:
+        clients, streams = 32, 1
+    # Every client walks the URI list from the start: runs are multiples of
+    # clients * ADDRESSES so that each address gets the same count.
+    unit = clients * ADDRESSES
+    per_run = max(unit, per_run // unit * unit)
+    sent = 0
+
+    def one(n, rps=None):
+        nonlocal sent
+        base = rt.processed()
+        m0 = rt.metrics()
+        ld = loadavg()
+        r = h2load(uris, n, clients, streams, body, "text/plain", h1=h1, rps=rps)
+        sent += r["ok"]
+        if r["failed"]:
+            raise RuntimeError("%d requests failed:\n%s" % (r["failed"], r["out"][-1500:]))
+        t_done = rt.wait_processed(base + r["ok"])
+        m1 = rt.metrics()
+        h = hist_delta(histogram(m1, COMMIT_HIST), histogram(m0, COMMIT_HIST))
+        return r, r["ok"] / (t_done - r["t0"]), h, max(ld, loadavg())
+
+    log("%s: warm-up" % label)
+    one(unit)
+    rates_seen = []
+    for i in range(args.runs):
+        r, rate, h, ld = one(per_run)
+        rates_seen.append(rate)
+        log("%s: run %d: %.0f msg/s processed, %.0f req/s accepted" % (label, i + 1, rate,
+                                                                       r["accept_rps"] or 0))
+        figs.add(label + ": max processed msg/s", "msg/s", rate, ld)
+        figs.add(label + ": ingress accept req/s (h2load)", "req/s", r["accept_rps"], ld)
+        for q, nm in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")):
+            v = quantile(h, q)
+            figs.add(label + ": max rate ingress-to-commit " + nm, "ms",
+                     v * 1e3 if v is not None else None, ld)
+    if rates and rates_seen:
+        top = statistics.median(rates_seen)
+        for frac in (0.5, 0.9):
+            rate = top * frac
+            n = max(unit, int(rate * args.rate_seconds) // unit * unit)
+            for i in range(args.runs):
+                r, got, h, ld = one(n, rps=max(1, int(rate / clients)))
+                log("%s: %d%% run %d: offered %.0f/s, processed %.0f/s" % (
+                    label, frac * 100, i + 1, rate, got))
+                tag = "%s: at %d%% (%.0f msg/s offered)" % (label, frac * 100, rate)
+                figs.add(tag + " processed msg/s", "msg/s", got, ld)
+                for q, nm in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")):
+                    v = quantile(h, q)
+                    figs.add(tag + " ingress-to-commit " + nm, "ms",
+                             v * 1e3 if v is not None else None, ld)
+    # No message lost or applied twice: every address counted its share.
+    total = rt.state_sum("bench/counter", ["k%d" % i for i in range(ADDRESSES)])
+    if total != sent:
+        raise RuntimeError("%s: counters sum to %d, %d messages were accepted" %
+                           (label, total, sent))
+    log("%s: verified: %d messages, the %d counters sum to %d" % (label, sent, ADDRESSES, total))
+
+
+def wl_remote_counter(args, procs, env):
+    figs = Figures("remote-counter", env)
+    variants = [("h2c ingress, h2c function", "auto", False, True),
+                ("HTTP/1.1 ingress, h2c function", "auto", True, False),
+                ("h2c ingress, HTTP/1.1 function", "http1", False, False)]
+    for label, proto, h1, rates in variants:
+        port = counter_server(procs, args.build)
+        rt = Runtime(procs, args.build, remote_yaml(port, proto), extra=args.rt_extra)
+        rt.start()
+        try:
+            counter_runs(figs, rt, procs.tmp, label, args, h1=h1, rates=rates and args.rates)
+        finally:
+            procs.stop_all()
+            shutil.rmtree(rt.state, ignore_errors=True)
+    figs.report()
+
+
+def pong_ids(workers=2, maxp=128):
+    """Two ids X:Y and Y:X whose bench/pong addresses live on different workers."""
+    lib = ctypes.CDLL("libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+    def owner(addr):
+        b = addr.encode()
+        kg = lib.XXH3_64bits(b, len(b)) % maxp
+        return kg * workers // maxp
+
+    for i in range(1000):
+        a, b = "a%d" % i, "b%d" % i
+        if owner("bench/pong/%s:%s" % (a, b)) != owner("bench/pong/%s:%s" % (b, a)):
+            return a, b
+    raise RuntimeError("no cross-worker pair found")
+
+
+def wl_embedded(args, procs, env):
+    figs = Figures("embedded", env)
+    rt = Runtime(procs, args.build, embedded_yaml(args.build), extra=args.rt_extra)
+    rt.start()
+    try:
+        counter_runs(figs, rt, procs.tmp, "counter, h2c ingress", args, rates=args.rates)
+
+        # Ping-pong between two addresses on different workers: one message
+        # with k makes k + 1 invocations, one after the other.
+        a, b = pong_ids()
+        hops = args.hops
+        done = 0
+        log("ping-pong: bench/pong/%s:%s <-> bench/pong/%s:%s, %d hops" % (a, b, b, a, hops))
+        for i in range(args.runs + 1):
+            base = rt.processed("bench/pong")
+            t0 = time.monotonic()
+            st = http_send(rt.ingress, "/bench/pong/%s:%s" % (a, b), int_body(hops), INT_CTYPE)
+            if st != 200:
+                raise RuntimeError("ingress answered %d" % st)
+            t1 = rt.wait_processed(base + hops + 1, "bench/pong")
+            done += hops + 1
+            if i > 0:  # the first is the warm-up
+                figs.add("ping-pong (2 workers) msg/s", "msg/s", (hops + 1) / (t1 - t0))
+                figs.add("ping-pong hop (one message, one invocation)", "us",
+                         (t1 - t0) / (hops + 1) * 1e6)
+        got = rt.state_sum("bench/pong", ["%s:%s" % (a, b), "%s:%s" % (b, a)])
+        if got != done:
+            raise RuntimeError("ping-pong: counted %d of %d" % (got, done))
+
+        # Fan-out: one message to bench/fanout/src sends one to each of 1 000
+        # addresses.
+        fan = 1000
+        body = write_body(procs.tmp, "fan", int_body(fan))
+        triggers = args.triggers
+        sent_fan = 0
+        for i in range(args.runs + 1):
+            base = rt.processed("bench/counter")
+            r = h2load(None, triggers, 1, 16, body, INT_CTYPE,
+                       uri="http://127.0.0.1:%d/bench/fanout/src" % rt.ingress)
+            if r["failed"]:
+                raise RuntimeError("fan-out triggers failed")
+            t1 = rt.wait_processed(base + triggers * fan, "bench/counter")
+            sent_fan += triggers
+            if i > 0:
+                figs.add("fan-out 1:%d delivered msg/s" % fan, "msg/s",
+                         triggers * fan / (t1 - r["t0"]))
+        got = rt.state_sum("bench/counter", ["f%d" % i for i in range(fan)])
+        if got != sent_fan * fan:
+            raise RuntimeError("fan-out: counted %d of %d" % (got, sent_fan * fan))
+        log("fan-out: verified %d deliveries" % got)
+    finally:
+        procs.stop_all()
+    figs.report()
+
+
+def wl_hot_key(args, procs, env):
+    figs = Figures("hot-key", env)
+    for kind in ("embedded", "remote"):
+        if kind == "remote":
+            port = counter_server(procs, args.build)
+            yaml = remote_yaml(port)
+        else:
+            yaml = embedded_yaml(args.build)
+        rt = Runtime(procs, args.build, yaml, extra=args.rt_extra)
+        rt.start()
+        try:
+            body = write_body(procs.tmp, "one", b"1")
+            uri = "http://127.0.0.1:%d/bench/counter/hot" % rt.ingress
+            sent = 0
+            for i in range(args.runs + 1):
+                m0 = rt.metrics()
+                base = rt.processed(text=m0)
+                inv0 = sample(m0, "statefun_function_invocations_total",
+                              'function_type="bench/counter"') or 0
+                r = h2load(None, args.messages, 10, 64, body, "text/plain", uri=uri)
+                sent += r["ok"]
+                t1 = rt.wait_processed(base + r["ok"])
+                m1 = rt.metrics()
+                inv = (sample(m1, "statefun_function_invocations_total",
+                              'function_type="bench/counter"') or 0) - inv0
+                h = hist_delta(histogram(m1, COMMIT_HIST), histogram(m0, COMMIT_HIST))
+                if i == 0:
+                    continue
+                figs.add("%s: processed msg/s" % kind, "msg/s", r["ok"] / (t1 - r["t0"]))
+                figs.add("%s: mean batch size (messages per invocation)" % kind, "msgs",
+                         r["ok"] / inv if inv else None)
+                for q, nm in ((0.5, "p50"), (0.99, "p99")):
+                    v = quantile(h, q)
+                    figs.add("%s: ingress-to-commit %s" % (kind, nm), "ms",
+                             v * 1e3 if v is not None else None)
+            got = rt.state_sum("bench/counter", ["hot"])
+            if got != sent:
+                raise RuntimeError("hot-key: counted %d of %d" % (got, sent))
+        finally:
+            procs.stop_all()
+    figs.report()
+
+
+WORKLOADS = {
+    "remote-counter": wl_remote_counter,
+    "embedded": wl_embedded,
+    "hot-key": wl_hot_key,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--runs", type=int, default=3, help="measured runs per figure (>= 3)")
+    ap.add_argument("--messages", type=int, default=200000, help="messages per max-rate run")
+    ap.add_argument("--rate-seconds", type=float, default=5, help="length of a fixed-rate run")
+    ap.add_argument("--hops", type=int, default=20000, help="ping-pong hops per run")
+    ap.add_argument("--triggers", type=int, default=100, help="fan-out messages per run")
+    ap.add_argument("--no-rates", dest="rates", action="store_false",
+                    help="skip the 50%%/90%% fixed-rate runs")
+    ap.add_argument("--ingress-fsync", default=None, help="passed to statefun run")
+    ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("workloads", nargs="+")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    args.rt_extra = ["--ingress-fsync", args.ingress_fsync] if args.ingress_fsync else []
+    names = []
+    for w in args.workloads:
+        names += ["remote-counter", "embedded"] if w == "quick" else [w]
+    for w in names:
+        if w not in WORKLOADS:
+            ap.error("unknown workload %s (known: %s, quick)" % (w, ", ".join(WORKLOADS)))
+    if not shutil.which("h2load"):
+        sys.exit("h2load not found: apt-get install nghttp2-client")
+    env = environment()
+    print("# statefun-c benchmarks: %s, %s, load average at start %.2f" % (
+        env["date"], env["machine"], loadavg()))
+    failed = False
+    for w in names:
+        tmp = tempfile.mkdtemp(prefix="sf-bench-%s-" % w)
+        procs = Procs(tmp)
+        try:
+            WORKLOADS[w](args, procs, env)
+        except (RuntimeError, OSError) as e:
+            failed = True
+            print("%s: FAILED: %s" % (w, e), flush=True)
+            for p in procs.procs:
+                print("--- %s log:\n%s" % (p.bench_name, procs.tail(p.bench_name)))
+        finally:
+            procs.stop_all()
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(RESULTS, f, indent=1)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
