@@ -270,6 +270,7 @@ static int take_pending(sf_rt_t *rt, sf_msg_fifo_t *chain)
 typedef struct publish_s {
     sf_rt_t *rt;
     uint64_t upto;
+    uint64_t published; /* records of epochs up to it are in the egress store already */
     sf_msg_fifo_t chain;
     sf_state_batch_t *batch;
 } publish_t;
@@ -284,34 +285,51 @@ static int publish_one(const uint8_t *key, size_t klen, const uint8_t *val, size
         epoch = epoch << 8 | key[i];
     if (klen != SF_EGRESS_KEY_LEN || epoch > p->upto)
         return 1; /* sorted by epoch: the rest is later */
-    if (sf_msg_decode(val, vlen, p->rt->opts->max_parallelism, &m, NULL) == 0)
-        sf_msg_fifo_push(&p->chain, m);
-    else
-        sf_log_error("an egress record held for a checkpoint does not decode; dropped");
+    /* Up to the published epoch: stored before a crash (or its deletion here
+     * was lost), so it is only deleted. */
+    if (epoch > p->published) {
+        if (sf_msg_decode(val, vlen, p->rt->opts->max_parallelism, &m, NULL) == 0)
+            sf_msg_fifo_push(&p->chain, m);
+        else
+            sf_log_error("an egress record held for a checkpoint does not decode; dropped");
+    }
     sf_state_batch_log_delete(p->batch, SF_LOG_COL_EGRESS, key, klen);
     return 0;
 }
 
 /* Makes the exactly-once egress records of checkpoints up to |upto| visible:
- * they move from the state store to the I/O thread, in production order per
- * worker. Main thread. */
+ * they move from the state store into the durable egress store
+ * (STATE_DIR/egress, never rolled back) in one synced write that also
+ * records |upto| as the published epoch, then are deleted from the state
+ * store; the I/O thread serves them, in production order per worker.
+ * Records of epochs up to the published epoch were stored before (recovery
+ * republishing the checkpoint published last before a crash) and are only
+ * deleted: readers must not see them twice. When the egress store cannot be
+ * written, the records stay in the state store and the next checkpoint's
+ * publish takes them along. Main thread. */
 static void publish_egress(sf_rt_t *rt, uint64_t upto)
 {
     publish_t p;
+    int rv = 0;
     memset(&p, 0, sizeof p);
     p.rt = rt;
     p.upto = upto;
+    p.published = rt->io ? sf_io_egress_published_epoch(rt->io) : 0;
     sf_msg_fifo_init(&p.chain);
     sf_state_batch_new(rt->state, &p.batch);
-    if (sf_state_log_scan(rt->state, SF_LOG_COL_EGRESS, NULL, 0, 0, publish_one, &p) < 0 ||
-        sf_state_batch_commit(p.batch) != 0) {
-        sf_log_error("publishing the egress records of checkpoint %llu failed",
+    if (sf_state_log_scan(rt->state, SF_LOG_COL_EGRESS, NULL, 0, 0, publish_one, &p) < 0)
+        rv = SF_ESTATE;
+    else if (p.chain.head && rt->io)
+        rv = sf_io_egress_publish_durable(rt->io, &p.chain, upto);
+    if (rv == 0 && sf_state_batch_commit(p.batch) != 0)
+        sf_log_error("publishing checkpoint %llu: the published egress records could not be "
+                     "deleted from the state store (they are not published again)",
                      (unsigned long long)upto);
-        sf_msg_fifo_clear(&p.chain);
-    }
+    else if (rv != 0)
+        sf_log_error("publishing the egress records of checkpoint %llu failed: %s (kept for "
+                     "the next checkpoint)",
+                     (unsigned long long)upto, sf_strerror(rv));
     sf_state_batch_free(p.batch);
-    if (p.chain.head && rt->io)
-        sf_io_egress_push(rt->io, &p.chain);
     sf_msg_fifo_clear(&p.chain);
 }
 
@@ -414,7 +432,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t chk_timer;
-    char dbdir[4096], *chk_path = NULL;
+    char dbdir[4096], egdir[4096], *chk_path = NULL;
     sf_manifest_t manifest;
     sf_msg_fifo_t pending;
     size_t i;
@@ -493,6 +511,9 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         egc.topics = (const char *const *)mod->egress->topics;
         egc.ntopics = mod->egress->ntopics;
         egc.exactly_once = mod->egress->exactly_once;
+        /* Records, read cursors and the published epoch: never rolled back. */
+        snprintf(egdir, sizeof egdir, "%s/egress", o->state_dir);
+        egc.store_dir = egdir;
         ioc.egress = &egc;
     }
     hooks.ud = rt;

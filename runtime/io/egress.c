@@ -8,6 +8,11 @@
  * A long poll is a waiter linked in its topic's FIFO with its own timer. It
  * ends exactly once: answered by a record, by its timer, or by the close; it
  * is unlinked then and freed in its timer's close callback.
+ *
+ * Durable mode (egress.h): two commit objects take turns, one collecting
+ * (|open|) while the other is written on libuv's thread pool (|inflight|).
+ * A claimed pop keeps a copy of its record, since the topic may drop the
+ * record before the commit completes.
  */
 #include "egress.h"
 
@@ -34,6 +39,28 @@ struct sf_egress_waiter_s {
     uint64_t from; /* first offset of a read */
     uint64_t max;  /* lines of a read */
 };
+
+/* A pop waiting for its cursor to be durable; the record is copied. */
+typedef struct pop_s {
+    struct pop_s *next;
+    sf_http_request_t *req;
+    uint64_t offset;
+    size_t len;
+    char data[];
+} pop_t;
+
+struct sf_egress_commit_s {
+    uv_work_t work;
+    sf_egress_t *eg;
+    sf_egress_store_batch_t *batch; /* records, cursor moves, trims */
+    pop_t *pops, *pops_tail;        /* answered once the batch is written */
+    uint64_t *cursor;               /* [ntopics]: cursor written, or UINT64_MAX */
+    uint64_t *trim;                 /* [ntopics]: trimmed below, or UINT64_MAX */
+    int status;
+};
+
+/* Records the catch-up reads from the store per topic and loop turn. */
+#define CATCH_UP_MAX 4096u
 
 static const sf_http_header_t allow_get = {"allow", 5, "GET", 3};
 static const sf_http_header_t ct_text = {"content-type", 12, "text/plain; charset=utf-8", 25};
@@ -229,10 +256,39 @@ static void append_line(sf_buf_t *out, uint64_t offset, const sf_topic_rec_t *r)
  * the next unread record; a read needs one visible record at or after
  * |from|. Returns false (|req| untouched) when it has to wait.
  */
+static void want_commit(sf_egress_t *eg);
+
+/* Durable mode: takes the next unread record for |req|, answered once the
+ * moved cursor is written. False when there is none. */
+static bool claim_pop(sf_egress_t *eg, sf_egress_topic_t *t, sf_http_request_t *req)
+{
+    sf_egress_commit_t *c = eg->open;
+    uint64_t off;
+    const sf_topic_rec_t *r = sf_topic_pop(&t->log, &off);
+    pop_t *p;
+    if (!r)
+        return false;
+    p = sf_xmalloc(sizeof(*p) + r->len);
+    p->next = NULL;
+    p->req = req;
+    p->offset = off;
+    p->len = r->len;
+    memcpy(p->data, r->data, r->len);
+    if (c->pops_tail)
+        c->pops_tail->next = p;
+    else
+        c->pops = p;
+    c->pops_tail = p;
+    want_commit(eg);
+    return true;
+}
+
 static bool try_answer(sf_egress_t *eg, sf_egress_topic_t *t, sf_http_request_t *req, bool read,
                        uint64_t from, uint64_t max)
 {
     sf_topic_t *log = &t->log;
+    if (!read && eg->store)
+        return claim_pop(eg, t, req);
     if (!read) {
         uint64_t off;
         const sf_topic_rec_t *r = sf_topic_pop(log, &off);
@@ -387,6 +443,7 @@ static bool should_warn(sf_egress_t *eg, int kind)
  * own egress name as target and the checkpoint id in |seq|. */
 #define MARK_BARRIER_TYPE "statefun.c.internal/egress-barrier"
 #define MARK_PUBLISH_TYPE "statefun.c.internal/egress-publish"
+#define MARK_STORED_TYPE "statefun.c.internal/egress-stored"
 
 static bool is_type(const sf_msg_t *m, const char *type_name)
 {
@@ -428,13 +485,35 @@ static void handle_publish(sf_egress_t *eg, uint64_t id)
     }
 }
 
+/* Counts what the topic bounds dropped since |dropped|/|dropped_unread|. */
+static void count_drops(sf_egress_t *eg, const sf_egress_topic_t *t, uint64_t dropped,
+                        uint64_t dropped_unread)
+{
+    if (t->log.dropped != dropped) {
+        sf__io_count(eg->ctr, SF__IO_EG_DROPPED_OVERFLOW, t->log.dropped - dropped);
+        sf__io_count(eg->ctr, SF__IO_EG_DROPPED_UNREAD, t->log.dropped_unread - dropped_unread);
+    }
+}
+
+/* Appends a record to the in-memory topic (visible at once unless held). */
+static void mem_append(sf_egress_t *eg, sf_egress_topic_t *t, const void *data, size_t len)
+{
+    uint64_t dropped = t->log.dropped, dropped_unread = t->log.dropped_unread, off;
+    off = sf_topic_append(&t->log, data, len);
+    if (!eg->hold) {
+        sf_topic_publish(&t->log, off + 1);
+        t->touched = true;
+    }
+    sf__io_count(eg->ctr, SF__IO_EG_IN, 1);
+    count_drops(eg, t, dropped, dropped_unread);
+}
+
 static void handle_record(sf_egress_t *eg, sf_msg_t *m)
 {
     const char *target = sf_msg_target(m);
     size_t nlen = strlen(eg->name);
     sf_egress_record_t rec;
     sf_egress_topic_t *t;
-    uint64_t dropped, dropped_unread, off;
     char why[160];
 
     if (m->kind == SF_MSG_EGRESS && m->target_len == nlen && memcmp(target, eg->name, nlen) == 0 &&
@@ -445,6 +524,10 @@ static void handle_record(sf_egress_t *eg, sf_msg_t *m)
         }
         if (is_type(m, MARK_PUBLISH_TYPE)) {
             handle_publish(eg, m->seq);
+            return;
+        }
+        if (is_type(m, MARK_STORED_TYPE)) {
+            eg->catch_up = true;
             return;
         }
     }
@@ -474,19 +557,14 @@ static void handle_record(sf_egress_t *eg, sf_msg_t *m)
         sf_egress_record_dispose(&rec);
         return;
     }
-    dropped = t->log.dropped;
-    dropped_unread = t->log.dropped_unread;
-    off = sf_topic_append(&t->log, rec.payload, rec.payload_len);
-    if (!eg->hold) {
-        sf_topic_publish(&t->log, off + 1);
-        t->touched = true;
+    if (eg->store) {
+        /* Visible once the commit has written it. */
+        sf_egress_store_batch_append(eg->open->batch, t->sid, rec.payload, rec.payload_len);
+        want_commit(eg);
+    } else {
+        mem_append(eg, t, rec.payload, rec.payload_len);
     }
     sf_egress_record_dispose(&rec);
-    sf__io_count(eg->ctr, SF__IO_EG_IN, 1);
-    if (t->log.dropped != dropped) {
-        sf__io_count(eg->ctr, SF__IO_EG_DROPPED_OVERFLOW, t->log.dropped - dropped);
-        sf__io_count(eg->ctr, SF__IO_EG_DROPPED_UNREAD, t->log.dropped_unread - dropped_unread);
-    }
 }
 
 static void update_retained(sf_egress_t *eg)
@@ -498,15 +576,225 @@ static void update_retained(sf_egress_t *eg)
     sf__io_set(eg->ctr, SF__IO_EG_RETAINED, n);
 }
 
+/* Answers the long polls of the topics that got visible records. */
+static void serve_touched(sf_egress_t *eg)
+{
+    size_t i;
+    for (i = 0; i < eg->ntopics; i++) {
+        if (eg->topics[i].touched) {
+            eg->topics[i].touched = false;
+            serve_waiters(eg, &eg->topics[i]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Durable mode: catching up with the store                                   */
+
 static void on_more(uv_idle_t *h);
+
+typedef struct catch_up_s {
+    sf_egress_t *eg;
+    sf_egress_topic_t *t;
+} catch_up_t;
+
+static int on_stored_record(uint64_t offset, const void *data, size_t len, void *ud)
+{
+    catch_up_t *cu = ud;
+    sf_topic_t *log = &cu->t->log;
+    if (offset < log->end)
+        return 0; /* already here */
+    if (offset > log->end) {
+        uint64_t dropped = log->dropped, dropped_unread = log->dropped_unread;
+        sf_topic_skip(log, offset);
+        count_drops(cu->eg, cu->t, dropped, dropped_unread);
+    }
+    mem_append(cu->eg, cu->t, data, len);
+    return 0;
+}
+
+/* Reads into the topics the records the store has and they have not (those
+ * the main thread published), at most CATCH_UP_MAX per topic; leaves
+ * |catch_up| set when some are left for the next turn. */
+static void catch_up(sf_egress_t *eg)
+{
+    bool more = false;
+    size_t i;
+    eg->catch_up = false;
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        sf_egress_store_info_t info;
+        catch_up_t cu = {eg, t};
+        uint64_t from;
+        sf_egress_store_info(eg->store, t->sid, &info);
+        if (info.end <= t->log.end)
+            continue;
+        /* Records the bounds would drop at once are not read at all. */
+        from = t->log.end;
+        if (info.end - from > t->log.max_records)
+            from = info.end - t->log.max_records;
+        if (sf_egress_store_read(eg->store, t->sid, from, CATCH_UP_MAX, on_stored_record, &cu) <
+            0) {
+            sf_log_error("egress %s: cannot read topic %s from the store", eg->name,
+                         t->log.name);
+            more = true;
+            continue;
+        }
+        if (t->log.end < info.end)
+            more = true;
+    }
+    eg->catch_up = more;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Durable mode: group commit                                                 */
+
+static void commit_work(uv_work_t *w)
+{
+    sf_egress_commit_t *c = sf_container_of(w, sf_egress_commit_t, work);
+    c->status = sf_egress_store_commit(c->batch);
+}
+
+static void commit_done(uv_work_t *w, int status);
+
+/* Whether the open commit has something to write. */
+static bool open_pending(const sf_egress_t *eg)
+{
+    size_t i;
+    if (eg->open->pops || !sf_egress_store_batch_empty(eg->open->batch))
+        return true;
+    for (i = 0; i < eg->ntopics; i++)
+        if (eg->topics[i].log.base > eg->topics[i].trimmed)
+            return true;
+    return false;
+}
+
+/* Hands the open commit to the thread pool, with the cursor moves and trims
+ * since the last one, unless a commit is in flight or there is nothing. */
+static void submit(sf_egress_t *eg)
+{
+    sf_egress_commit_t *c = eg->open;
+    size_t i;
+    int rc;
+    if (eg->inflight || !open_pending(eg))
+        return;
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        c->cursor[i] = c->trim[i] = UINT64_MAX;
+        if (t->log.cursor != t->sub_cursor) {
+            sf_egress_store_batch_cursor(c->batch, t->sid, t->log.cursor);
+            c->cursor[i] = t->sub_cursor = t->log.cursor;
+        }
+        if (t->log.base > t->trimmed) {
+            sf_egress_store_batch_trim(c->batch, t->sid, t->log.base);
+            c->trim[i] = t->trimmed = t->log.base;
+        }
+    }
+    eg->inflight = c;
+    eg->open = c == &eg->commits[0] ? &eg->commits[1] : &eg->commits[0];
+    rc = uv_queue_work(eg->loop, &c->work, commit_work, commit_done);
+    SF_ASSERT(rc == 0); /* fails only for a NULL work callback */
+}
+
+static void on_commit_check(uv_check_t *h)
+{
+    sf_egress_t *eg = h->data;
+    uv_check_stop(h);
+    submit(eg);
+}
+
+/* Something joined the open commit: hand it over at the end of this turn. */
+static void want_commit(sf_egress_t *eg)
+{
+    if (eg->handles_open)
+        uv_check_start(&eg->commit_check, on_commit_check);
+    else
+        submit(eg); /* closing: no turn end to wait for */
+}
+
+/* Answers and frees the pops of |c|: 200 with the record, or |status|. */
+static void answer_pops(sf_egress_t *eg, sf_egress_commit_t *c, int status)
+{
+    pop_t *p, *next;
+    for (p = c->pops; p; p = next) {
+        next = p->next;
+        if (status == 200) {
+            char offs[24];
+            sf_http_header_t h[2] = {ct_text, {"x-statefun-offset", 17, offs, 0}};
+            h[1].valuelen =
+                (size_t)snprintf(offs, sizeof(offs), "%llu", (unsigned long long)p->offset);
+            sf_http_respond(p->req, 200, h, 2, p->data, p->len);
+            sf__io_count(eg->ctr, SF__IO_EG_OUT, 1);
+        } else {
+            sf__io_reply(p->req, 503, &sf__io_retry_after, 1,
+                         "the egress store could not record the read");
+        }
+        free(p);
+    }
+    c->pops = c->pops_tail = NULL;
+}
+
+static void commit_done(uv_work_t *w, int status)
+{
+    sf_egress_commit_t *c = sf_container_of(w, sf_egress_commit_t, work);
+    sf_egress_t *eg = c->eg;
+    size_t i, n = sf_egress_store_batch_count(c->batch);
+    (void)status; /* never canceled: uv_cancel is not used */
+    eg->inflight = NULL;
+    if (c->status == 0) {
+        for (i = 0; i < n; i++) {
+            uint32_t sid;
+            uint64_t off;
+            const void *data;
+            size_t len, k;
+            sf_egress_store_batch_rec(c->batch, i, &sid, &off, &data, &len);
+            for (k = 0; k < eg->ntopics && eg->topics[k].sid != sid; k++)
+                ;
+            SF_ASSERT(k < eg->ntopics);
+            if (off == eg->topics[k].log.end)
+                mem_append(eg, &eg->topics[k], data, len);
+            else if (off > eg->topics[k].log.end)
+                eg->catch_up = true; /* published records came first: read them */
+        }
+        for (i = 0; i < eg->ntopics; i++)
+            if (c->cursor[i] != UINT64_MAX)
+                eg->topics[i].durable_cursor = c->cursor[i];
+        answer_pops(eg, c, 200);
+    } else {
+        if (n)
+            sf_log_error("egress %s: %zu at-least-once records lost: the egress store could "
+                         "not write them",
+                         eg->name, n);
+        /* The claimed records were not durably read: they are served again. */
+        answer_pops(eg, c, 503);
+        answer_pops(eg, eg->open, 503);
+        for (i = 0; i < eg->ntopics; i++) {
+            sf_egress_topic_t *t = &eg->topics[i];
+            sf_egress_store_info_t info;
+            sf_topic_set_cursor(&t->log, t->durable_cursor);
+            t->sub_cursor = t->durable_cursor;
+            sf_egress_store_info(eg->store, t->sid, &info);
+            t->trimmed = info.base; /* the next commit trims again */
+        }
+    }
+    sf_egress_store_batch_clear(c->batch);
+    if (eg->catch_up)
+        catch_up(eg);
+    if (eg->catch_up && eg->handles_open && !eg->closing)
+        uv_idle_start(&eg->more, on_more);
+    serve_touched(eg);
+    update_retained(eg);
+    submit(eg); /* what gathered meanwhile */
+}
+
+/* ------------------------------------------------------------------------ */
 
 /* Takes what the mailbox holds (re-checking until empty, MACHINE.md), then
  * answers the long polls the new records satisfy. */
 static void drain(sf_egress_t *eg)
 {
     int rounds;
-    size_t i;
-    bool any = false;
+    bool again;
     for (rounds = 0; rounds < MAX_DRAIN_ROUNDS; rounds++) {
         sf_msg_fifo_t q;
         sf_msg_t *m;
@@ -514,24 +802,19 @@ static void drain(sf_egress_t *eg)
         sf_mailbox_drain(&eg->mailbox, &q);
         if (!q.head)
             break;
-        any = true;
         while ((m = sf_msg_fifo_pop(&q)) != NULL) {
             handle_record(eg, m);
             sf_msg_free(m);
         }
     }
-    if (rounds == MAX_DRAIN_ROUNDS && !eg->closing)
+    if (eg->store && eg->catch_up)
+        catch_up(eg);
+    again = rounds == MAX_DRAIN_ROUNDS || eg->catch_up;
+    if (again && !eg->closing && eg->handles_open)
         uv_idle_start(&eg->more, on_more);
-    else
+    else if (eg->handles_open)
         uv_idle_stop(&eg->more);
-    if (!any)
-        return;
-    for (i = 0; i < eg->ntopics; i++) {
-        if (eg->topics[i].touched) {
-            eg->topics[i].touched = false;
-            serve_waiters(eg, &eg->topics[i]);
-        }
-    }
+    serve_touched(eg);
     update_retained(eg);
 }
 
@@ -546,11 +829,13 @@ void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain)
 
 void sf_egress_mark(sf_egress_t *eg, sf_egress_mark_kind kind, uint64_t id)
 {
-    const char *tn = kind == SF_EGRESS_MARK_BARRIER ? MARK_BARRIER_TYPE : MARK_PUBLISH_TYPE;
+    const char *tn = kind == SF_EGRESS_MARK_BARRIER   ? MARK_BARRIER_TYPE
+                     : kind == SF_EGRESS_MARK_PUBLISH ? MARK_PUBLISH_TYPE
+                                                      : MARK_STORED_TYPE;
     sf_msg_init_t init;
     sf_msg_fifo_t chain;
     sf_msg_t *m;
-    if (!eg->hold)
+    if (kind == SF_EGRESS_MARK_STORED ? !eg->store : !eg->hold)
         return;
     memset(&init, 0, sizeof(init));
     init.kind = SF_MSG_EGRESS;
@@ -566,7 +851,121 @@ void sf_egress_mark(sf_egress_t *eg, sf_egress_mark_kind kind, uint64_t id)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Durable mode: publishing a checkpoint's records (main thread)              */
+
+int sf_egress_publish_durable(sf_egress_t *eg, sf_msg_fifo_t *chain, uint64_t epoch)
+{
+    size_t nlen = strlen(eg->name);
+    sf_egress_store_batch_t *b;
+    sf_msg_fifo_t rejected;
+    sf_msg_t *m;
+    int rv;
+
+    if (!eg->store) {
+        sf_egress_push(eg, chain);
+        return 0;
+    }
+    if (epoch <= sf_egress_store_published_epoch(eg->store)) {
+        sf_msg_fifo_clear(chain); /* published before a restart */
+        return 0;
+    }
+    /* Only immutable fields of |eg| are read here (names, store indexes). */
+    sf_msg_fifo_init(&rejected);
+    b = sf_egress_store_batch_new(eg->store);
+    while ((m = sf_msg_fifo_pop(chain)) != NULL) {
+        sf_egress_record_t rec;
+        sf_egress_topic_t *t = NULL;
+        char why[160];
+        if (m->kind == SF_MSG_EGRESS && m->target_len == nlen &&
+            memcmp(sf_msg_target(m), eg->name, nlen) == 0 &&
+            sf_egress_record_parse(sf_msg_value(m), m->value_len, &rec, why, sizeof(why)) == 0) {
+            t = find_topic(eg, rec.topic, rec.topic_len);
+            if (t)
+                sf_egress_store_batch_append(b, t->sid, rec.payload, rec.payload_len);
+            sf_egress_record_dispose(&rec);
+        }
+        if (t)
+            sf_msg_free(m);
+        else
+            sf_msg_fifo_push(&rejected, m); /* the I/O thread counts and logs it */
+    }
+    sf_egress_store_batch_epoch(b, epoch);
+    rv = sf_egress_store_commit(b);
+    sf_egress_store_batch_free(b);
+    if (rv != 0) {
+        sf_msg_fifo_clear(&rejected);
+        return rv;
+    }
+    if (rejected.head)
+        sf_mailbox_push(&eg->mailbox, &rejected);
+    sf_egress_mark(eg, SF_EGRESS_MARK_STORED, epoch);
+    return 0;
+}
+
+uint64_t sf_egress_published_epoch(sf_egress_t *eg)
+{
+    return eg->store ? sf_egress_store_published_epoch(eg->store) : 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Life cycle                                                                 */
+
+static int on_loaded_record(uint64_t offset, const void *data, size_t len, void *ud)
+{
+    sf_topic_t *log = ud;
+    if (offset > log->end)
+        sf_topic_skip(log, offset);
+    sf_topic_publish(log, sf_topic_append(log, data, len) + 1);
+    return 0;
+}
+
+/* Opens the store and loads each topic's newest records (within the bounds)
+ * and its cursor. */
+static int open_store(sf_egress_t *eg, const char *dir)
+{
+    size_t i;
+    int rc = sf_egress_store_open(dir, true, &eg->store);
+    if (rc < 0)
+        return rc;
+    eg->commits = sf_xcalloc(2, sizeof(*eg->commits));
+    for (i = 0; i < 2; i++) {
+        eg->commits[i].eg = eg;
+        eg->commits[i].batch = sf_egress_store_batch_new(eg->store);
+        eg->commits[i].cursor = sf_xcalloc(eg->ntopics, sizeof(uint64_t));
+        eg->commits[i].trim = sf_xcalloc(eg->ntopics, sizeof(uint64_t));
+    }
+    eg->open = &eg->commits[0];
+    for (i = 0; i < eg->ntopics; i++) {
+        sf_egress_topic_t *t = &eg->topics[i];
+        sf_egress_store_info_t info;
+        uint64_t from;
+        int sid = sf_egress_store_topic(eg->store, t->log.name, strlen(t->log.name));
+        if (sid < 0) {
+            sf_log_error("egress %s: topic name %.100s is too long for the store", eg->name,
+                         t->log.name);
+            return sid;
+        }
+        t->sid = (uint32_t)sid;
+        sf_egress_store_info(eg->store, t->sid, &info);
+        from = info.base;
+        if (info.end - from > t->log.max_records)
+            from = info.end - t->log.max_records;
+        sf_topic_start_at(&t->log, from);
+        if (sf_egress_store_read(eg->store, t->sid, from, 0, on_loaded_record, &t->log) < 0)
+            return SF_ESTATE;
+        if (t->log.end < info.end)
+            sf_topic_skip(&t->log, info.end); /* records missing: none left to read */
+        sf_topic_set_cursor(&t->log, info.cursor);
+        t->durable_cursor = t->sub_cursor = t->log.cursor;
+        t->trimmed = info.base;
+        if (info.end > 0)
+            sf_log_info("egress %s: topic %s: %llu records kept from offset %llu, %llu unread",
+                        eg->name, t->log.name, (unsigned long long)sf_topic_count(&t->log),
+                        (unsigned long long)t->log.base,
+                        (unsigned long long)sf_topic_unread(&t->log));
+    }
+    return 0;
+}
 
 int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t *cfg,
                    sf__io_counters_t *ctr)
@@ -581,6 +980,10 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
     sf_buf_init(&eg->out, NULL);
     if (cfg->ntopics == 0) {
         sf_log_error("egress: no topics");
+        return SF_EINVAL;
+    }
+    if (cfg->store_dir && cfg->exactly_once && cfg->hold_for_checkpoints) {
+        sf_log_error("egress: hold_for_checkpoints does not go with a durable store");
         return SF_EINVAL;
     }
     for (i = 0; i < cfg->ntopics; i++) {
@@ -610,6 +1013,10 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
             strcat(eg->topic_list, ", ");
         strcat(eg->topic_list, cfg->topics[i]);
     }
+    if (cfg->store_dir && (rc = open_store(eg, cfg->store_dir)) < 0) {
+        sf_egress_dispose(eg);
+        return rc;
+    }
 
     memset(&sc, 0, sizeof(sc));
     sc.host = cfg->host ? cfg->host : "127.0.0.1";
@@ -634,7 +1041,11 @@ int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t
     eg->mailbox.data = eg;
     uv_idle_init(loop, &eg->more);
     eg->more.data = eg;
+    uv_check_init(loop, &eg->commit_check);
+    eg->commit_check.data = eg;
     eg->handles_open = true;
+    if (eg->store && open_pending(eg))
+        uv_check_start(&eg->commit_check, on_commit_check); /* trims after loading */
     return 0;
 }
 
@@ -665,6 +1076,9 @@ void sf_egress_close(sf_egress_t *eg)
         drain(eg); /* frees what was pushed since (pushes should have stopped) */
         sf_mailbox_close(&eg->mailbox, NULL);
         uv_close((uv_handle_t *)&eg->more, NULL);
+        uv_close((uv_handle_t *)&eg->commit_check, NULL);
+        if (eg->store)
+            submit(eg); /* the loop runs until the last commit is written */
     }
     if (eg->server) {
         sf_http_server_close(eg->server, NULL, NULL);
@@ -689,4 +1103,16 @@ void sf_egress_dispose(sf_egress_t *eg)
     free(eg->pathbuf);
     eg->pathbuf = NULL;
     sf_buf_dispose(&eg->out);
+    if (eg->commits) {
+        for (i = 0; i < 2; i++) {
+            SF_ASSERT(eg->commits[i].pops == NULL);
+            sf_egress_store_batch_free(eg->commits[i].batch);
+            free(eg->commits[i].cursor);
+            free(eg->commits[i].trim);
+        }
+        free(eg->commits);
+        eg->commits = NULL;
+    }
+    sf_egress_store_close(eg->store);
+    eg->store = NULL;
 }

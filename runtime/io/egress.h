@@ -28,9 +28,28 @@
  * pushes: since the workers are paused, every record before the barrier was
  * produced before the checkpoint and every record after it later. The
  * barrier notes each topic's end offset; the publish makes each topic
- * visible up to the newest noted offset of a barrier <= id. The records
- * themselves are still kept in memory only (a restart loses them; making
- * them durable is the checkpoint issue's).
+ * visible up to the newest noted offset of a barrier <= id. Without a
+ * durable store the records are kept in memory only (a restart loses them).
+ *
+ * Durability (a store directory in the config; what the runtime runs). The
+ * topics live in the durable egress store (runtime/egress/store.h) and the
+ * in-memory topics mirror what it keeps, loaded at init. Records from the
+ * mailbox (at-least-once, or exactly-once while checkpoints are off) join
+ * the open commit; exactly-once records arrive already stored, written by
+ * sf_egress_publish_durable on the main thread together with the published
+ * epoch, and the I/O thread reads what it misses from the store (a marker
+ * through the mailbox wakes it). A GET pop claims the next record and moves
+ * the in-memory cursor; its 200 waits for the commit that makes the cursor
+ * durable. Group commit: one open commit collects the records, pops, cursor
+ * moves and trims of a loop turn; a uv_check_t hands it to libuv's thread
+ * pool (one synced RocksDB write) unless a commit is in flight, in which case
+ * it goes as soon as that one completes. Only then are the records visible
+ * and the pops answered. A failed write loses the commit's at-least-once
+ * records (logged), answers its pops and those waiting 503 and puts the
+ * cursors back where they durably are. Retention: what the topic bounds drop
+ * from memory is trimmed from the store in the next commit, so the store
+ * keeps the same newest records, read or not, which offset reads serve
+ * after a restart too.
  *
  * HTTP (GET only; other methods 405; an unknown topic 405, as the StateFun
  * playground answers):
@@ -67,6 +86,7 @@
 #include "io_int.h"
 #include "mailbox.h"
 #include "sf_http.h"
+#include "store.h"
 #include "topic.h"
 
 /** A parsed egress record (sf_egress_record_parse). */
@@ -121,13 +141,21 @@ typedef struct sf_egress_topic_s {
     bool touched;             /* got visible records in the current drain */
     sf_egress_mark_t *marks;  /* barriers not published yet, oldest first */
     size_t nmarks, marks_cap;
+    /* Durable mode only. */
+    uint32_t sid;             /* the store's topic index */
+    uint64_t durable_cursor;  /* the cursor as last committed */
+    uint64_t sub_cursor;      /* the cursor as last handed to a commit */
+    uint64_t trimmed;         /* records below it are trimmed or being trimmed */
 } sf_egress_topic_t;
 
 /** The marker messages of sf_egress_mark. */
 typedef enum {
     SF_EGRESS_MARK_BARRIER = 0,
     SF_EGRESS_MARK_PUBLISH = 1,
+    SF_EGRESS_MARK_STORED = 2, /* durable mode: the store has new records */
 } sf_egress_mark_kind;
+
+typedef struct sf_egress_commit_s sf_egress_commit_t;
 
 typedef struct sf_egress_s {
     /* All private: the I/O object embeds it. */
@@ -148,11 +176,21 @@ typedef struct sf_egress_s {
     size_t pathcap;
     sf_buf_t out;             /* response scratch */
     uint64_t warned[3];       /* drops logged, per kind */
+    /* Durable mode (|store| not NULL). */
+    sf_egress_store_t *store;      /* owned */
+    uv_check_t commit_check;       /* hands the open commit over at the end of a turn */
+    sf_egress_commit_t *open;      /* collecting */
+    sf_egress_commit_t *inflight;  /* being written, or NULL */
+    sf_egress_commit_t *commits;   /* the two of them */
+    bool catch_up;                 /* the store has records the topics have not */
 } sf_egress_t;
 
 /**
- * Binds the listener on |loop| and opens the mailbox. Returns 0 or the
- * transport's error (nothing is left open then).
+ * Binds the listener on |loop| and opens the mailbox; with |cfg->store_dir|
+ * opens the durable store and loads the topics from it. Returns 0, SF_EINVAL
+ * (bad config, or hold_for_checkpoints with a store), the store's error or
+ * the transport's (nothing is left open then). Runs on the thread creating
+ * the I/O object.
  */
 int sf_egress_init(sf_egress_t *eg, uv_loop_t *loop, const sf_io_egress_config_t *cfg,
                    sf__io_counters_t *ctr);
@@ -167,15 +205,37 @@ void sf_egress_push(sf_egress_t *eg, sf_msg_fifo_t *chain);
 void sf_egress_mark(sf_egress_t *eg, sf_egress_mark_kind kind, uint64_t id);
 
 /**
+ * Durable mode: stores the exactly-once records of |chain| (the messages
+ * workers produced, sf_msg_t of kind SF_MSG_EGRESS) as checkpoint |epoch|'s,
+ * in one synced write that also records |epoch| as published, and wakes the
+ * I/O thread to serve them. When |epoch| is not above the published epoch,
+ * the records were stored before (a restart republishing a checkpoint) and
+ * are dropped. Records that are not for this egress, not JSON
+ * {"topic", "payload"} or for an unknown topic go to the I/O thread, which
+ * counts, logs and drops them. Without a store the chain is pushed as
+ * sf_egress_push does. Takes the messages of |chain| in every case (it is
+ * left empty). Returns 0, or SF_ESTATE when the write failed (nothing is
+ * stored; the caller keeps its copy and retries later). Any thread but the
+ * I/O thread (it blocks on the write); one caller at a time.
+ */
+int sf_egress_publish_durable(sf_egress_t *eg, sf_msg_fifo_t *chain, uint64_t epoch);
+
+/** The store's published epoch (0 without a store). Any thread. */
+uint64_t sf_egress_published_epoch(sf_egress_t *eg);
+
+/**
  * Handles the records queued, answers the long polls 503 and from now on
  * answers every GET 503.
  */
 void sf_egress_quiesce(sf_egress_t *eg);
 
-/** Quiesces if needed and closes the listener and every handle. */
+/**
+ * Quiesces if needed and closes the listener and every handle. Commits still
+ * to be written are written (the loop runs until they are).
+ */
 void sf_egress_close(sf_egress_t *eg);
 
-/** Frees the topics and buffers; after the loop closed the handles. */
+/** Frees the topics and buffers and closes the store; after the loop closed the handles. */
 void sf_egress_dispose(sf_egress_t *eg);
 
 #endif /* SF_IO_EGRESS_H */

@@ -248,6 +248,20 @@ void sf_io_egress_push(sf_io_t *io, sf_msg_fifo_t *chain)
     sf_egress_push(&io->egress, chain);
 }
 
+int sf_io_egress_publish_durable(sf_io_t *io, sf_msg_fifo_t *chain, uint64_t epoch)
+{
+    if (!io->has_egress) {
+        sf_io_egress_push(io, chain);
+        return 0;
+    }
+    return sf_egress_publish_durable(&io->egress, chain, epoch);
+}
+
+uint64_t sf_io_egress_published_epoch(sf_io_t *io)
+{
+    return io->has_egress ? sf_egress_published_epoch(&io->egress) : 0;
+}
+
 void sf_io_egress_barrier(sf_io_t *io, uint64_t id)
 {
     if (io->has_egress)

@@ -88,6 +88,15 @@ typedef struct sf_io_egress_config_s {
     bool hold_for_checkpoints;
     size_t max_records_per_topic;  /* 0: SF_IO_DEFAULT_TOPIC_RECORDS */
     size_t max_bytes_per_topic;    /* 0: SF_IO_DEFAULT_TOPIC_BYTES */
+    /**
+     * The durable egress store's directory (STATE_DIR/egress; created when
+     * missing). Records, read cursors and the published epoch survive
+     * restarts there; a record becomes visible and a GET pop is answered
+     * only once written (synced). Incompatible with hold_for_checkpoints
+     * (exactly-once records come through sf_io_egress_publish_durable).
+     * NULL: topics in memory only. See egress.h.
+     */
+    const char *store_dir;
 } sf_io_egress_config_t;
 
 /** Everything the I/O thread serves. Strings are copied by sf_io_new. */
@@ -219,6 +228,21 @@ void sf_io_egress_barrier(sf_io_t *io, uint64_t id);
  * publish. A no-op unless the egress holds records. Any thread.
  */
 void sf_io_egress_publish(sf_io_t *io, uint64_t id);
+
+/**
+ * With a durable store: stores checkpoint |epoch|'s exactly-once records
+ * (the SF_MSG_EGRESS messages of |chain|, which is left empty) with |epoch|
+ * as the published epoch in one synced write, then makes them visible; does
+ * nothing with them when |epoch| is not above the published epoch (they were
+ * published before a restart). Without a store: sf_io_egress_push. Returns 0
+ * or SF_ESTATE (nothing stored: retry with a later epoch). Blocks on the
+ * write: the main thread, one caller at a time, before or while the I/O
+ * thread runs (not after sf_io_stop).
+ */
+int sf_io_egress_publish_durable(sf_io_t *io, sf_msg_fifo_t *chain, uint64_t epoch);
+
+/** The durable store's published epoch; 0 without a store or egress. Any thread. */
+uint64_t sf_io_egress_published_epoch(sf_io_t *io);
 
 /** Copies the counters into |out|. Any thread (each value read atomically). */
 void sf_io_stats(const sf_io_t *io, sf_io_stats_t *out);

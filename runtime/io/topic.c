@@ -120,3 +120,32 @@ const sf_topic_rec_t *sf_topic_pop(sf_topic_t *t, uint64_t *offset)
     *offset = t->cursor++;
     return r;
 }
+
+void sf_topic_start_at(sf_topic_t *t, uint64_t offset)
+{
+    SF_ASSERT(t->end == 0 && t->base == 0);
+    t->base = t->end = t->visible = t->cursor = offset;
+}
+
+void sf_topic_skip(sf_topic_t *t, uint64_t offset)
+{
+    while (sf_topic_count(t) > 0 && t->base < offset)
+        drop_oldest(t);
+    if (offset > t->end) {
+        uint64_t n = offset - t->end;
+        /* Never kept here, so never read (the cursor is at most |end|). */
+        t->dropped += n;
+        t->dropped_unread += n;
+        t->base = t->end = offset;
+        t->_head = 0;
+        if (t->visible < offset)
+            t->visible = offset;
+        if (t->cursor < offset)
+            t->cursor = offset;
+    }
+}
+
+void sf_topic_set_cursor(sf_topic_t *t, uint64_t cursor)
+{
+    t->cursor = cursor < t->end ? cursor : t->end;
+}

@@ -58,6 +58,27 @@ void sf_topic_init(sf_topic_t *t, const char *name, size_t max_records, size_t m
 /** Frees every record and the name. */
 void sf_topic_dispose(sf_topic_t *t);
 
+/**
+ * Makes the empty, never appended topic |t| start at |offset|: the next
+ * append gets it (a topic restored from the durable store continues its
+ * offsets).
+ */
+void sf_topic_start_at(sf_topic_t *t, uint64_t offset);
+
+/**
+ * Drops every record below |offset| (counted in |dropped|, and in
+ * |dropped_unread| as sf_topic_append counts); when |offset| is past |end|,
+ * the offsets in between are skipped (counted the same way: they existed
+ * elsewhere, in the durable store) and the next append gets |offset|.
+ */
+void sf_topic_skip(sf_topic_t *t, uint64_t offset);
+
+/**
+ * Sets the read cursor to |cursor| (at most |end|). A cursor below |base|
+ * is fine: a pop starts at |base|. Used to restore the durable cursor.
+ */
+void sf_topic_set_cursor(sf_topic_t *t, uint64_t cursor);
+
 /** Records kept (visible or not). */
 static inline uint64_t sf_topic_count(const sf_topic_t *t) { return t->end - t->base; }
 
