@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "savepoint_cmd.h"
 
 #define EXIT_CONFIG 1
 #define EXIT_RUNTIME 2
@@ -32,6 +33,7 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "Usage: statefun run [options] MODULE.yaml [MODULE.yaml ...]\n"
                  "       statefun validate [options] MODULE.yaml [MODULE.yaml ...]\n"
+                 "       statefun savepoint [--admin ADDR:PORT] DIR\n"
                  "       statefun --help | --version\n");
 }
 
@@ -45,6 +47,8 @@ static void print_help(void)
            "  validate   check the module files and options; print every error as\n"
            "             FILE:LINE: message and exit 1, or a summary and exit 0\n"
            "             (-v, --verbose: also print the effective configuration)\n"
+           "  savepoint  ask the runtime whose admin listener is --admin for a savepoint into\n"
+           "             DIR (never collected); start from it with run --restore DIR\n"
            "\nOptions (--name VALUE or --name=VALUE). Each may also be set by the environment\n"
            "variable shown, or in a `runtime:` section of a module file under the same name\n"
            "(state-dir or stateDir). The command line wins, then the environment, then the\n"
@@ -113,6 +117,33 @@ static void describe_config(const sf_options_t *o, const sf_module_t *m, line_fn
     }
 }
 
+/* `statefun savepoint [--admin ADDR:PORT] DIR` */
+static int savepoint(const sf_cli_t *cli, sf_diags_t *diags)
+{
+    sf_options_t opts;
+    char msg[512];
+    int rv;
+    if (cli->nfiles != 1) {
+        fprintf(stderr, "statefun savepoint: give exactly one directory\n");
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    sf_options_init(&opts);
+    sf_options_resolve(&opts, NULL, 0, cli->settings, cli->nsettings, NULL, NULL, diags);
+    if (diags->nerrors > 0) {
+        sf_diags_print(diags, stderr);
+        sf_options_dispose(&opts);
+        return EXIT_USAGE;
+    }
+    rv = sf_savepoint_request(opts.admin.host, opts.admin.port, cli->files[0], msg, sizeof msg);
+    if (rv == 0)
+        printf("savepoint written to %s\n", msg);
+    else
+        fprintf(stderr, "statefun savepoint: %s\n", msg[0] ? msg : sf_strerror(rv));
+    sf_options_dispose(&opts);
+    return rv == 0 ? 0 : EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
     sf_diags_t diags;
@@ -142,6 +173,10 @@ int main(int argc, char **argv)
         sf_diags_print(&diags, stderr);
         print_usage(stderr);
         status = EXIT_USAGE;
+        goto out_cli;
+    }
+    if (strcmp(cli.command, "savepoint") == 0 && rv == 0) {
+        status = savepoint(&cli, &diags);
         goto out_cli;
     }
     if (strcmp(cli.command, "run") != 0 && strcmp(cli.command, "validate") != 0) {

@@ -31,6 +31,11 @@
  *   statefun_ingress_rejected_total                counter  per reason (with an ingress)
  *   statefun_egress_records_*                      counters and a gauge (with an egress)
  *   statefun_endpoint_healthy                      gauge    per endpoint
+ *   statefun_ingress_to_commit_seconds             histogram (ingress routing to state commit)
+ *   statefun_checkpoints_total, statefun_checkpoint_failures_total   counters
+ *   statefun_checkpoint_last_{pause,duration}_seconds, _last_bytes   gauges
+ *   statefun_checkpoint_{pause,duration}_seconds_sum                 counters
+ *   statefun_restore_duration_seconds              gauge    (0 when nothing was restored)
  * Function types appear once a worker has routed a message to them.
  */
 #include "admin.h"
@@ -421,6 +426,62 @@ static void render_endpoints(sf_rt_t *rt, sf_buf_t *out, int *err)
     }
 }
 
+static void render_commit(sf_rt_t *rt, sf_buf_t *out, int *err)
+{
+    static const uint64_t bounds[SF_COMMIT_BUCKETS] = SF_COMMIT_BOUNDS_US;
+    static const char name[] = "statefun_ingress_to_commit_seconds";
+    uint64_t cum = 0;
+    size_t b;
+    out_family(out, err, name, "histogram",
+               "time from the ingress routing a message to the commit of the batch that "
+               "processed it");
+    for (b = 0; b < SF_COMMIT_BUCKETS; b++) {
+        cum += atomic_load_explicit(&rt->commit_buckets[b], memory_order_relaxed);
+        if (bounds[b] == UINT64_MAX)
+            outf(out, err, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+        else
+            outf(out, err, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b] / 1e6,
+                 (unsigned long long)cum);
+    }
+    outf(out, err, "%s_sum %.6f\n%s_count %llu\n", name,
+         atomic_load(&rt->commit_sum_us) / 1e6, name,
+         (unsigned long long)atomic_load(&rt->commit_count));
+}
+
+static void render_checkpoints(sf_rt_t *rt, sf_buf_t *out, int *err)
+{
+    out_family(out, err, "statefun_checkpoints_total", "counter", "completed checkpoints");
+    outf(out, err, "statefun_checkpoints_total %llu\n",
+         (unsigned long long)atomic_load(&rt->checkpoints));
+    out_family(out, err, "statefun_checkpoint_failures_total", "counter", "failed checkpoints");
+    outf(out, err, "statefun_checkpoint_failures_total %llu\n",
+         (unsigned long long)atomic_load(&rt->checkpoint_failures));
+    out_family(out, err, "statefun_checkpoint_last_pause_seconds", "gauge",
+               "how long the workers stood still for the last checkpoint");
+    outf(out, err, "statefun_checkpoint_last_pause_seconds %.6f\n",
+         atomic_load(&rt->checkpoint_pause_us) / 1e6);
+    out_family(out, err, "statefun_checkpoint_last_duration_seconds", "gauge",
+               "start to durable MANIFEST of the last checkpoint");
+    outf(out, err, "statefun_checkpoint_last_duration_seconds %.6f\n",
+         atomic_load(&rt->checkpoint_duration_us) / 1e6);
+    out_family(out, err, "statefun_checkpoint_last_bytes", "gauge",
+               "size of the files of the last checkpoint");
+    outf(out, err, "statefun_checkpoint_last_bytes %llu\n",
+         (unsigned long long)atomic_load(&rt->checkpoint_bytes));
+    out_family(out, err, "statefun_checkpoint_pause_seconds_sum", "counter",
+               "pauses of all checkpoints");
+    outf(out, err, "statefun_checkpoint_pause_seconds_sum %.6f\n",
+         atomic_load(&rt->checkpoint_pause_us_sum) / 1e6);
+    out_family(out, err, "statefun_checkpoint_duration_seconds_sum", "counter",
+               "durations of all checkpoints");
+    outf(out, err, "statefun_checkpoint_duration_seconds_sum %.6f\n",
+         atomic_load(&rt->checkpoint_duration_us_sum) / 1e6);
+    out_family(out, err, "statefun_restore_duration_seconds", "gauge",
+               "how long restoring the last checkpoint took at start (0: nothing restored)");
+    outf(out, err, "statefun_restore_duration_seconds %.6f\n",
+         atomic_load(&rt->restore_us) / 1e6);
+}
+
 int sf_admin_render_metrics(sf_rt_t *rt, sf_buf_t *out)
 {
     /* Slots are claimed under a lock and published by the count: every slot
@@ -441,6 +502,8 @@ int sf_admin_render_metrics(sf_rt_t *rt, sf_buf_t *out)
     render_latency(rt, nfn, out, &err);
     render_io(rt, out, &err);
     render_endpoints(rt, out, &err);
+    render_commit(rt, out, &err);
+    render_checkpoints(rt, out, &err);
     return err;
 }
 
@@ -607,7 +670,7 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                   */
 
-typedef enum { ROUTE_NONE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_STATE } route_t;
+typedef enum { ROUTE_NONE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_STATE, ROUTE_SAVEPOINT } route_t;
 
 static route_t route_of(const char *path, size_t len)
 {
@@ -616,6 +679,8 @@ static route_t route_of(const char *path, size_t len)
         return ROUTE_HEALTH;
     if (len == 8 && memcmp(path, "/metrics", 8) == 0)
         return ROUTE_METRICS;
+    if (len == 14 && memcmp(path, "/v1/savepoints", 14) == 0)
+        return ROUTE_SAVEPOINT;
     if (len >= sizeof state - 1 && memcmp(path, state, sizeof state - 1) == 0 &&
         (len == sizeof state - 1 || path[sizeof state - 1] == '/'))
         return ROUTE_STATE;
@@ -643,6 +708,30 @@ static void serve_state(sf_admin_t *a, sf_http_request_t *req, const char *path)
     free(addr);
 }
 
+/* POST /v1/savepoints with the target directory as the body: takes a
+ * savepoint (the admin thread waits for the main thread to finish it). */
+static void serve_savepoint(sf_admin_t *a, sf_http_request_t *req)
+{
+    size_t len;
+    const uint8_t *body = sf_http_request_body(req, &len);
+    char dir[4096];
+    int rv;
+    while (len && (body[len - 1] == '\n' || body[len - 1] == '\r' || body[len - 1] == ' '))
+        len--;
+    if (len == 0 || len >= sizeof dir || memchr(body, '\0', len)) {
+        reply_line(req, 400, NULL, "POST /v1/savepoints takes the savepoint directory as the body");
+        return;
+    }
+    memcpy(dir, body, len);
+    dir[len] = '\0';
+    rv = sf_rt_savepoint(a->rt, dir);
+    if (rv == 0)
+        reply_line(req, 200, NULL, "%s", dir);
+    else
+        reply_line(req, rv == SF_EEXIST ? 409 : 500, NULL, "savepoint to %s failed: %s", dir,
+                   sf_strerror(rv));
+}
+
 static void on_request(sf_http_request_t *req, void *user_data)
 {
     static const sf_http_header_t allow_get = {"allow", 5, "GET", 3};
@@ -659,6 +748,14 @@ static void on_request(sf_http_request_t *req, void *user_data)
                    "no such resource %.*s: the admin API serves GET /healthz, /metrics and "
                    "/v1/state/{namespace}/{type}/{id}",
                    (int)(plen > 200 ? 200 : plen), path);
+        return;
+    }
+    if (r == ROUTE_SAVEPOINT) {
+        static const sf_http_header_t allow_post = {"allow", 5, "POST", 4};
+        if (strcmp(method, "POST") != 0)
+            reply_line(req, 405, &allow_post, "savepoints are taken with POST");
+        else
+            serve_savepoint(a, req);
         return;
     }
     if (strcmp(method, "GET") != 0) {

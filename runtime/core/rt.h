@@ -92,6 +92,7 @@ typedef struct sf_rt_s {
     _Atomic uint64_t checkpoint_bytes;     /* last */
     _Atomic uint64_t checkpoint_pause_us_sum;
     _Atomic uint64_t checkpoint_duration_us_sum;
+    _Atomic uint64_t restore_us;           /* restoring the checkpoint at start */
 } sf_rt_t;
 
 /** The metrics slot of function type |name| ("ns/type"); claims one. Any thread. */

@@ -200,6 +200,7 @@ static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_m
         }
         snprintf(state, sizeof state, "%s/state", *chk_path);
         rv = sf_state_open_from(so, state, &rt->state);
+        atomic_store(&rt->restore_us, (uv_hrtime() - t0) / 1000);
         if (rv == 0)
             sf_log_info("restored checkpoint %llu (%llu bytes, %llu pending messages) in %.1f ms",
                         (unsigned long long)m->id, (unsigned long long)m->bytes,

@@ -53,13 +53,15 @@ static void rt_setup(rt_t *r)
     fclose(f);
 }
 
-/* Starts statefun (log appended to DIR/run.log) and waits for the ingress. */
-static void rt_start(rt_t *r, const char *backend)
+/* Starts statefun (log appended to DIR/run.log) and waits for the ingress:
+ * state in DIR/|state|, |workers| workers, restored from |restore| if set. */
+static void rt_start2(rt_t *r, const char *backend, const char *state, const char *workers,
+                      const char *restore)
 {
     char statedir[512], admin[64], logp[512];
     const char *bin = getenv("STATEFUN");
     int i;
-    snprintf(statedir, sizeof statedir, "%s/state", r->dir);
+    snprintf(statedir, sizeof statedir, "%s/%s", r->dir, state);
     snprintf(admin, sizeof admin, "127.0.0.1:%u", r->admin);
     snprintf(logp, sizeof logp, "%s/run.log", r->dir);
     if (!bin) {
@@ -72,9 +74,14 @@ static void rt_start(rt_t *r, const char *backend)
     if (r->pid == 0) {
         FILE *lf = freopen(logp, "a", stderr);
         (void)lf;
-        execl(bin, bin, "run", "--state-dir", statedir, "--state-backend", backend,
-              "--checkpoint-interval", "200ms", "--workers", "2", "--admin", admin, r->yaml,
-              (char *)NULL);
+        if (restore)
+            execl(bin, bin, "run", "--state-dir", statedir, "--state-backend", backend,
+                  "--checkpoint-interval", "200ms", "--workers", workers, "--admin", admin,
+                  "--restore", restore, r->yaml, (char *)NULL);
+        else
+            execl(bin, bin, "run", "--state-dir", statedir, "--state-backend", backend,
+                  "--checkpoint-interval", "200ms", "--workers", workers, "--admin", admin,
+                  r->yaml, (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 200; i++) {
@@ -84,6 +91,11 @@ static void rt_start(rt_t *r, const char *backend)
         usleep(25000);
     }
     ck_abort_msg("statefun did not start (see %s)", logp);
+}
+
+static void rt_start(rt_t *r, const char *backend)
+{
+    rt_start2(r, backend, "state", "2", NULL);
 }
 
 static void rt_kill(rt_t *r, int sig)
@@ -232,6 +244,47 @@ START_TEST(test_crash_during_checkpoint)
 }
 END_TEST
 
+/* A savepoint taken through `statefun savepoint` restores into a fresh state
+ * dir with another worker count (key groups move between workers). */
+START_TEST(test_savepoint_restores_with_other_workers)
+{
+    rt_t r;
+    char name[32], sp[512];
+    const char *bin = getenv("STATEFUN");
+    int i;
+    rt_setup(&r);
+    rt_start2(&r, "rocksdb", "state", "1", NULL);
+    for (i = 0; i < 30; i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        visit(&r, name);
+        if (i % 3 == 0)
+            visit(&r, name);
+    }
+    wait_visits(&r, "p29", 1);
+    wait_visits(&r, "p27", 2);
+    snprintf(sp, sizeof sp, "%s/savepoint-1", r.dir);
+    ck_assert_int_eq(sf_test_sh("%s savepoint --admin 127.0.0.1:%u %s > %s/sp.out 2>&1",
+                                bin ? bin : "statefun", r.admin, sp, r.dir),
+                     0);
+    ck_assert_int_eq(sf_test_sh("test -f %s/MANIFEST", sp), 0);
+    /* Taking it again into the same directory is refused. */
+    ck_assert_int_ne(sf_test_sh("%s savepoint --admin 127.0.0.1:%u %s > /dev/null 2>&1",
+                                bin ? bin : "statefun", r.admin, sp),
+                     0);
+    rt_kill(&r, SIGTERM);
+    rt_start2(&r, "rocksdb", "state-4", "4", sp);
+    for (i = 0; i < 30; i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        ck_assert_int_eq(visits(&r, name), i % 3 == 0 ? 2 : 1);
+    }
+    visit(&r, "p1");
+    wait_visits(&r, "p1", 2);
+    rt_kill(&r, SIGTERM);
+    ck_assert_int_eq(sf_test_sh("grep -q 'restored checkpoint' %s/run.log", r.dir), 0);
+    rt_teardown(&r);
+}
+END_TEST
+
 Suite *sf_runtime_checkpoint_suite(void)
 {
     Suite *s = suite_create("runtime_checkpoint");
@@ -241,6 +294,7 @@ Suite *sf_runtime_checkpoint_suite(void)
     tcase_add_test(tc, test_kill9_recovers_memory);
     tcase_add_test(tc, test_corrupt_latest_checkpoint_is_skipped);
     tcase_add_test(tc, test_crash_during_checkpoint);
+    tcase_add_test(tc, test_savepoint_restores_with_other_workers);
     suite_add_tcase(s, tc);
     return s;
 }
