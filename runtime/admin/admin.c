@@ -34,7 +34,7 @@
  *   statefun_ingress_to_commit_seconds             histogram (ingress routing to state commit)
  *   statefun_checkpoints_total, statefun_checkpoint_failures_total   counters
  *   statefun_checkpoint_last_{pause,duration}_seconds, _last_bytes   gauges
- *   statefun_checkpoint_{pause,duration}_seconds_sum                 counters
+ *   statefun_checkpoint_{pause,duration}_seconds_total               counters
  *   statefun_restore_duration_seconds              gauge    (0 when nothing was restored)
  * Function types appear once a worker has routed a message to them.
  */
@@ -468,13 +468,13 @@ static void render_checkpoints(sf_rt_t *rt, sf_buf_t *out, int *err)
                "size of the files of the last checkpoint");
     outf(out, err, "statefun_checkpoint_last_bytes %llu\n",
          (unsigned long long)atomic_load(&rt->checkpoint_bytes));
-    out_family(out, err, "statefun_checkpoint_pause_seconds_sum", "counter",
+    out_family(out, err, "statefun_checkpoint_pause_seconds_total", "counter",
                "pauses of all checkpoints");
-    outf(out, err, "statefun_checkpoint_pause_seconds_sum %.6f\n",
+    outf(out, err, "statefun_checkpoint_pause_seconds_total %.6f\n",
          atomic_load(&rt->checkpoint_pause_us_sum) / 1e6);
-    out_family(out, err, "statefun_checkpoint_duration_seconds_sum", "counter",
+    out_family(out, err, "statefun_checkpoint_duration_seconds_total", "counter",
                "durations of all checkpoints");
-    outf(out, err, "statefun_checkpoint_duration_seconds_sum %.6f\n",
+    outf(out, err, "statefun_checkpoint_duration_seconds_total %.6f\n",
          atomic_load(&rt->checkpoint_duration_us_sum) / 1e6);
     out_family(out, err, "statefun_restore_duration_seconds", "gauge",
                "how long restoring the last checkpoint took at start (0: nothing restored)");
