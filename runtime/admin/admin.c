@@ -31,7 +31,7 @@
  *   statefun_ingress_rejected_total                counter  per reason (with an ingress)
  *   statefun_egress_records_*                      counters and a gauge (with an egress)
  *   statefun_endpoint_healthy                      gauge    per endpoint
- *   statefun_ingress_to_commit_seconds             histogram (ingress routing to state commit)
+ *   statefun_ingress_to_commit_seconds             histogram (with an ingress: routing to commit)
  *   statefun_checkpoints_total, statefun_checkpoint_failures_total   counters
  *   statefun_checkpoint_last_{pause,duration}_seconds, _last_bytes   gauges
  *   statefun_checkpoint_{pause,duration}_seconds_total               counters
@@ -502,7 +502,8 @@ int sf_admin_render_metrics(sf_rt_t *rt, sf_buf_t *out)
     render_latency(rt, nfn, out, &err);
     render_io(rt, out, &err);
     render_endpoints(rt, out, &err);
-    render_commit(rt, out, &err);
+    if (rt->mod && rt->mod->ingress)
+        render_commit(rt, out, &err);
     render_checkpoints(rt, out, &err);
     return err;
 }
