@@ -307,7 +307,10 @@ START_TEST(test_metrics_render)
     /* No I/O thread: no ingress or egress metrics, and no placeholders. */
     ck_assert_ptr_null(strstr(t, "statefun_ingress"));
     ck_assert_ptr_null(strstr(t, "statefun_egress"));
-    ck_assert_ptr_null(strstr(t, "checkpoint"));
+    /* Checkpoint metrics are real and always there. */
+    ck_assert_line(t, "# TYPE statefun_checkpoints_total counter");
+    ck_assert_line(t, "statefun_checkpoints_total 0");
+    ck_assert_line(t, "statefun_checkpoint_last_pause_seconds 0.000000");
 
     atomic_store(&rt->unhealthy[0], 1);
     sf_buf_reset(&b);
