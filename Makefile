@@ -85,7 +85,6 @@ BENCHES := $(notdir $(patsubst %/,%,$(dir $(wildcard bench/*/main.c))))
 BENCH_BINS := $(foreach b,$(BENCHES),$(BUILD)/bench/$(b))
 BENCH_LIBS := $(foreach b,$(BENCHES),$(BUILD)/bench/lib$(b).so)
 
-
 # Tests: every tests/**/check_*.c exports `Suite *sf_<name>_suite(void)`;
 # the list is generated, so adding a suite needs no edit elsewhere.
 TEST_SRCS := $(shell find tests -name 'check_*.c' -not -name check_main.c 2>/dev/null | sort)
@@ -95,13 +94,16 @@ TEST_BIN := $(BUILD)/tests/check_all
 SUITES_H := $(BUILD)/gen/suites.h
 # Small programs used by tests (tests/progs/NAME.c -> build/tests/NAME).
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs/*.c))
+# Function libraries used by tests (tests/modules/NAME/*.c -> build/tests/libNAME.so).
+TEST_MODULES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/modules/*/*.c)))))
+TEST_MODULE_LIBS := $(foreach m,$(TEST_MODULES),$(BUILD)/tests/lib$(m).so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 .PHONY: all deps run test test-asan test-valgrind format clean proto examples js-deps bench
 
 all: $(DEPS_STAMP) $(LIBPROTO) $(LIBSDK_A) $(LIBSDK_SO) $(SDK_PC) $(STATEFUN_BIN) examples $(TEST_BIN) \
-	$(TEST_PROGS) $(BENCH_BINS) $(BENCH_LIBS)
+	$(TEST_PROGS) $(TEST_MODULE_LIBS) $(BENCH_BINS) $(BENCH_LIBS)
 
 examples: $(EXAMPLE_BINS) $(EXAMPLE_LIBS)
 
@@ -210,7 +212,6 @@ bench: all
 bench-%: all
 	python3 bench/bench.py --build $(BUILD) $*
 
-
 # ---------------------------------------------------------------------------
 # Tests
 
@@ -241,6 +242,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/progs/%.o $(LIBRUNTIME) $(LIBSDK_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $< $(LIBRUNTIME) $(LIBSDK_A) $(LDFLAGS_ALL) $(LIBS)
+
+# Test function libraries, built like the examples' libraries.
+define test_module_rules
+$(BUILD)/tests/lib$(1).so: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/modules/$(1)/*.c)) $(LIBSDK_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$(filter %.o,$$^) $(LIBSDK_A) -Wl,--exclude-libs,ALL $$(LDFLAGS_ALL) $$(SDK_LIBS)
+endef
+$(foreach m,$(TEST_MODULES),$(eval $(call test_module_rules,$(m))))
 
 # Node packages for interop tests (the official StateFun JavaScript SDK),
 # installed from the npm registry into the build tree.
