@@ -68,13 +68,13 @@ typedef struct ilog_done_s {
 /* The appends of one loop turn. */
 typedef struct ilog_batch_s {
     struct ilog_batch_s *next;
-    sf_buf_t data;         /* framed records */
-    ilog_done_t *dones;    /* in append order */
+    sf_buf_t data;      /* framed records */
+    ilog_done_t *dones; /* in append order */
     size_t ndones, dones_cap;
     size_t nrecords;
-    uint64_t first;        /* offset of the first record (when nrecords > 0) */
-    uint64_t end;          /* one past the last record's offset */
-    int status;            /* set by the writer */
+    uint64_t first; /* offset of the first record (when nrecords > 0) */
+    uint64_t end;   /* one past the last record's offset */
+    int status;     /* set by the writer */
 } ilog_batch_t;
 
 /* An open segment file, shared by the writer and the syncer. */
@@ -86,8 +86,8 @@ typedef struct ilog_seg_s {
 
 typedef struct ilog_counters_s {
     _Atomic uint64_t records, appends, batches, writes, syncs, bytes, write_errors,
-        segments_created, segments_deleted, torn_bytes, next_offset, written_offset,
-        durable_offset, segments;
+        segments_created, segments_deleted, torn_bytes, next_offset, written_offset, durable_offset,
+        segments;
 } ilog_counters_t;
 
 #define CTR_ADD(log, f, n) atomic_fetch_add_explicit(&(log)->ctr.f, (n), memory_order_relaxed)
@@ -114,16 +114,16 @@ struct sf_ilog_s {
 
     /* Shared, under mu. */
     uv_mutex_t mu;
-    uv_cond_t writer_cv; /* batches queued, or stop */
-    uv_cond_t syncer_cv; /* data to sync, a request, or stop */
-    uv_cond_t synced_cv; /* durable_end moved, failure, or the syncer ended */
+    uv_cond_t writer_cv;           /* batches queued, or stop */
+    uv_cond_t syncer_cv;           /* data to sync, a request, or stop */
+    uv_cond_t synced_cv;           /* durable_end moved, failure, or the syncer ended */
     ilog_batch_t *q_head, *q_tail; /* handed over, not written yet */
     ilog_batch_t *c_head, *c_tail; /* completed, callbacks owed */
     bool stop_writer, stop_syncer, syncer_running;
     _Atomic int failed; /* 0, or the error that made the log unusable */
     uint64_t *segs;     /* segment bases, ascending; the last is the active one */
     size_t nsegs, segs_cap;
-    ilog_seg_t *active; /* the last segment, open; NULL while there is none */
+    ilog_seg_t *active;   /* the last segment, open; NULL while there is none */
     uint64_t active_size; /* bytes of whole records in the active segment */
     uint64_t written_end; /* every record below is written */
     uint64_t durable_end; /* every record below is fdatasynced */
@@ -476,16 +476,16 @@ int sf_ilog_open(const sf_ilog_config_t *config, sf_ilog_t **out)
     int rv;
 
     *out = NULL;
-    if (!config || !config->dir || !config->dir[0] || (unsigned)config->fsync > SF_ILOG_FSYNC_NEVER ||
-        config->max_parallelism == 0)
+    if (!config || !config->dir || !config->dir[0] ||
+        (unsigned)config->fsync > SF_ILOG_FSYNC_NEVER || config->max_parallelism == 0)
         return SF_EINVAL;
     log = sf_xcalloc(1, sizeof *log);
     log->mode = config->fsync;
     log->interval_ns = (uint64_t)(config->fsync_interval_ms ? config->fsync_interval_ms
                                                             : SF_ILOG_DEFAULT_FSYNC_INTERVAL_MS) *
                        1000000u;
-    log->segment_bytes = config->segment_bytes ? config->segment_bytes
-                                               : SF_ILOG_DEFAULT_SEGMENT_BYTES;
+    log->segment_bytes =
+        config->segment_bytes ? config->segment_bytes : SF_ILOG_DEFAULT_SEGMENT_BYTES;
     log->max_parallelism = config->max_parallelism;
     log->dir = sf_xstrdup(config->dir);
     log->dirfd = -1;
@@ -514,9 +514,18 @@ int sf_ilog_open(const sf_ilog_config_t *config, sf_ilog_t **out)
     if (next < config->first_offset)
         next = config->first_offset;
     log->next_offset = log->written_end = log->durable_end = next;
+    if (log->mode == SF_ILOG_FSYNC_NEVER && log->nsegs > 1) {
+        /* An earlier run may have rolled these without syncing them: the
+         * first sf_ilog_sync covers them too. */
+        log->old_unsynced = true;
+        log->unsynced_base = log->segs[0];
+        log->durable_end = log->segs[0];
+        log->dirty = true;
+        log->dirty_since = uv_hrtime();
+    }
     CTR_SET(log, next_offset, next);
     CTR_SET(log, written_offset, next);
-    CTR_SET(log, durable_offset, next);
+    CTR_SET(log, durable_offset, log->durable_end);
     CTR_SET(log, segments, log->nsegs);
     sf_log_info("ingress log: %s: %zu segment(s), next offset %" PRIu64 ", fsync %s", log->dir,
                 log->nsegs, next, sf_ilog_fsync_name(log->mode));
@@ -799,8 +808,7 @@ static void syncer_main(void *arg)
         if (!due) {
             if (log->stop_syncer)
                 break;
-            if (log->dirty && log->mode == SF_ILOG_FSYNC_INTERVAL &&
-                atomic_load(&log->failed) == 0)
+            if (log->dirty && log->mode == SF_ILOG_FSYNC_INTERVAL && atomic_load(&log->failed) == 0)
                 uv_cond_timedwait(&log->syncer_cv, &log->mu, deadline - now);
             else
                 uv_cond_wait(&log->syncer_cv, &log->mu);
@@ -962,8 +970,7 @@ fail:
     return sf_err_from_uv(rc);
 }
 
-int sf_ilog_append(sf_ilog_t *log, const sf_msg_fifo_t *chain, sf_ilog_done_cb done,
-                   void *token)
+int sf_ilog_append(sf_ilog_t *log, const sf_msg_fifo_t *chain, sf_ilog_done_cb done, void *token)
 {
     ilog_batch_t *b;
     sf_msg_link_t *l;

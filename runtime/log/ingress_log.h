@@ -130,8 +130,8 @@ typedef struct sf_ilog_s sf_ilog_t;
  * Opens (creating if needed) the log in |config->dir|: takes an exclusive
  * lock on the directory, scans the last segment, truncates its torn tail
  * (logged at warn level with the number of bytes dropped) and positions the
- * next offset. Unless the mode is `never`, what was found is fdatasynced, so
- * records that survived a kill -9 in the page cache are durable from now on.
+ * next offset. The last segment is fdatasynced (in every mode), so records
+ * that survived a kill -9 in the page cache are durable from now on.
  * Any thread; the log is then used as the functions below say.
  *
  * Returns 0 and sets |*out|, or SF_EINVAL (bad config), SF_EEXIST (another
@@ -159,8 +159,7 @@ int sf_ilog_start(sf_ilog_t *log, uv_loop_t *loop);
  * sf_ilog_stop, SF_ETOOBIG for a message over SF_ILOG_MAX_RECORD, SF_ENOMEM,
  * or the error that made the log unusable (a failed fdatasync: SF_EIO).
  */
-int sf_ilog_append(sf_ilog_t *log, const sf_msg_fifo_t *chain, sf_ilog_done_cb done,
-                   void *token);
+int sf_ilog_append(sf_ilog_t *log, const sf_msg_fifo_t *chain, sf_ilog_done_cb done, void *token);
 
 /**
  * sf_ilog_append with the shape of sf_io_hooks_t.persist (|log| is the

@@ -133,8 +133,8 @@ static void bench(const char *root, sf_ilog_fsync mode, unsigned batch, unsigned
         char id[32];
         sf_msg_t *m;
         snprintf(id, sizeof id, "user-%u", i);
-        if (sf_msg_new_parts("bench", "counter", id, NULL, NULL, NULL,
-                             "io.statefun.types/string", value, vsize, 128, &m) != 0)
+        if (sf_msg_new_parts("bench", "counter", id, NULL, NULL, NULL, "io.statefun.types/string",
+                             value, vsize, 128, &m) != 0)
             exit(1);
         sf_msg_fifo_push(&r.chain, m);
     }
@@ -157,8 +157,8 @@ static void bench(const char *root, sf_ilog_fsync mode, unsigned batch, unsigned
            sf_ilog_fsync_name(mode), batch, inflight, (double)st.records / secs, st.writes,
            st.syncs, st.writes ? (double)st.records / (double)st.writes : 0.0,
            r.nlat ? (double)r.lat[r.nlat / 2] / 1e3 : 0.0,
-           r.nlat ? (double)r.lat[r.nlat * 99 / 100] / 1e3 : 0.0, (double)st.bytes / secs / 1048576.0,
-           r.failed ? " FAILED" : "");
+           r.nlat ? (double)r.lat[r.nlat * 99 / 100] / 1e3 : 0.0,
+           (double)st.bytes / secs / 1048576.0, r.failed ? " FAILED" : "");
     fflush(stdout);
     sf_ilog_free(r.log);
     uv_loop_close(&r.loop);

@@ -11,6 +11,7 @@
  * syncer threads are joined by sf_ilog_stop.
  */
 #include <check.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,9 +51,8 @@ static sf_msg_t *mk_msg(uint64_t i, size_t vlen)
     snprintf(id, sizeof id, "id%" PRIu64, i);
     for (k = 0; k < vlen; k++)
         value[k] = (uint8_t)(i * 31 + k);
-    ck_assert_int_eq(sf_msg_new_parts("ns", "fn", id, NULL, NULL, NULL, "t/v", value, vlen, MAXP,
-                                      &m),
-                     0);
+    ck_assert_int_eq(
+        sf_msg_new_parts("ns", "fn", id, NULL, NULL, NULL, "t/v", value, vlen, MAXP, &m), 0);
     free(value);
     return m;
 }
@@ -87,13 +87,16 @@ static void on_done(void *token, int status)
     g_done_total++;
 }
 
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
-/* Runs |loop| until *|count| >= |want| or 10 s pass. */
+/* Runs |loop| until *|count| >= |want| or 30 s pass. */
 static void run_until(uv_loop_t *loop, const int *count, int want)
 {
     uv_timer_t t;
-    uint64_t end = uv_hrtime() + 10000000000ull;
+    uint64_t end = uv_hrtime() + 30000000000ull;
     uv_timer_init(loop, &t);
     uv_timer_start(&t, on_tick, 1, 1);
     while (*count < want && uv_hrtime() < end)
@@ -107,7 +110,7 @@ typedef struct fix_s {
     uv_loop_t loop;
     sf_ilog_config_t cfg;
     sf_ilog_t *log;
-    char *dir;   /* the temporary root */
+    char *dir;      /* the temporary root */
     char path[512]; /* the log directory inside it */
 } fix_t;
 
@@ -437,13 +440,25 @@ static void torn_case(int damage)
     fix_dispose(&f);
 }
 
-START_TEST(test_torn_tail_garbage) { torn_case(0); }
+START_TEST(test_torn_tail_garbage)
+{
+    torn_case(0);
+}
 END_TEST
-START_TEST(test_torn_tail_cut_record) { torn_case(1); }
+START_TEST(test_torn_tail_cut_record)
+{
+    torn_case(1);
+}
 END_TEST
-START_TEST(test_torn_tail_bad_checksum) { torn_case(2); }
+START_TEST(test_torn_tail_bad_checksum)
+{
+    torn_case(2);
+}
 END_TEST
-START_TEST(test_torn_tail_partial_header) { torn_case(3); }
+START_TEST(test_torn_tail_partial_header)
+{
+    torn_case(3);
+}
 END_TEST
 
 START_TEST(test_group_commit)
@@ -678,6 +693,16 @@ START_TEST(test_never_sync_covers_rolled_segments)
     ck_assert_uint_eq(st.durable_offset, 100);
     /* One sync per segment (the rolled ones through new descriptors). */
     ck_assert_uint_eq(st.syncs, st.segments);
+    fix_close(&f);
+    /* Reopened in `never` mode, the older segments count as unsynced until a sync. */
+    ck_assert_int_eq(sf_ilog_open(&f.cfg, &f.log), 0);
+    sf_ilog_stats(f.log, &st);
+    ck_assert_uint_eq(st.durable_offset, 0);
+    ck_assert_int_eq(sf_ilog_sync(f.log), 0);
+    sf_ilog_stats(f.log, &st);
+    ck_assert_uint_eq(st.durable_offset, 100);
+    sf_ilog_free(f.log);
+    f.log = NULL;
     fix_dispose(&f);
 }
 END_TEST
@@ -779,6 +804,94 @@ START_TEST(test_replay_skips_corrupt_middle_segment)
     sf_ilog_free(f.log);
     f.log = NULL;
     fix_dispose(&f);
+}
+END_TEST
+
+/* Another thread syncs, truncates and replays while the loop appends. */
+typedef struct side_s {
+    sf_ilog_t *log;
+    _Atomic int stop;
+    _Atomic int syncs, truncs, replays, errors;
+} side_t;
+
+static int count_only(void *ud, sf_msg_t *m)
+{
+    (*(size_t *)ud)++;
+    sf_msg_free(m);
+    return 0;
+}
+
+static void side_main(void *arg)
+{
+    side_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        uint64_t next = sf_ilog_next_offset(s->log);
+        size_t n = 0;
+        if (sf_ilog_sync(s->log) != 0)
+            s->errors++;
+        s->syncs++;
+        if (next > 200 && sf_ilog_truncate_before(s->log, next - 200) < 0)
+            s->errors++;
+        s->truncs++;
+        if (sf_ilog_replay(s->log, next > 100 ? next - 100 : 0, count_only, &n) != 0)
+            s->errors++;
+        s->replays++;
+    }
+}
+
+static done_t g_conc[400];
+static int g_conc_left;
+static void on_conc_idle(uv_idle_t *h)
+{
+    if (g_conc_left == 0) {
+        uv_idle_stop(h);
+        return;
+    }
+    g_conc_left--;
+    append_n(h->data, 3, 100, &g_conc[g_conc_left]);
+}
+
+START_TEST(test_concurrent_sync_truncate_replay)
+{
+    static const sf_ilog_fsync modes[] = {SF_ILOG_FSYNC_INTERVAL, SF_ILOG_FSYNC_NEVER,
+                                          SF_ILOG_FSYNC_ALWAYS};
+    size_t k;
+    for (k = 0; k < SF_ARRAY_SIZE(modes); k++) {
+        fix_t f;
+        uv_idle_t idle;
+        uv_thread_t th;
+        side_t side;
+        uint64_t first;
+        fix_init(&f, modes[k], 2048);
+        fix_open(&f);
+        memset(&side, 0, sizeof side);
+        side.log = f.log;
+        ck_assert_int_eq(uv_thread_create(&th, side_main, &side), 0);
+        memset(g_conc, 0, sizeof g_conc);
+        g_conc_left = 400;
+        uv_idle_init(&f.loop, &idle);
+        idle.data = f.log;
+        uv_idle_start(&idle, on_conc_idle);
+        run_until(&f.loop, &g_done_total, 400);
+        uv_close((uv_handle_t *)&idle, NULL);
+        /* Let the other thread go round a few times more (valgrind runs one
+         * thread at a time), then truncate from here too. */
+        {
+            uint64_t end = uv_hrtime() + 10000000000ull;
+            int seen = atomic_load(&side.replays);
+            while (atomic_load(&side.replays) < seen + 3 && uv_hrtime() < end)
+                usleep(1000);
+        }
+        atomic_store(&side.stop, 1);
+        uv_thread_join(&th);
+        ck_assert_int_eq(side.errors, 0);
+        ck_assert_int_gt(side.syncs, 0);
+        ck_assert_int_ge(sf_ilog_truncate_before(f.log, 1000), 0);
+        first = sf_ilog_first_offset(f.log);
+        ck_assert_uint_gt(first, 0);
+        expect_replay(f.log, first, first, 1200, 100);
+        fix_dispose(&f);
+    }
 }
 END_TEST
 
@@ -944,11 +1057,20 @@ static void crash_case(sf_ilog_fsync mode)
     fix_dispose(&f);
 }
 
-START_TEST(test_kill9_interval) { crash_case(SF_ILOG_FSYNC_INTERVAL); }
+START_TEST(test_kill9_interval)
+{
+    crash_case(SF_ILOG_FSYNC_INTERVAL);
+}
 END_TEST
-START_TEST(test_kill9_always) { crash_case(SF_ILOG_FSYNC_ALWAYS); }
+START_TEST(test_kill9_always)
+{
+    crash_case(SF_ILOG_FSYNC_ALWAYS);
+}
 END_TEST
-START_TEST(test_kill9_never) { crash_case(SF_ILOG_FSYNC_NEVER); }
+START_TEST(test_kill9_never)
+{
+    crash_case(SF_ILOG_FSYNC_NEVER);
+}
 END_TEST
 
 Suite *sf_runtime_ingress_log_suite(void)
@@ -972,6 +1094,7 @@ Suite *sf_runtime_ingress_log_suite(void)
     tcase_add_test(tc, test_never_sync_covers_rolled_segments);
     tcase_add_test(tc, test_write_error_fails_batch);
     tcase_add_test(tc, test_replay_skips_corrupt_middle_segment);
+    tcase_add_test(tc, test_concurrent_sync_truncate_replay);
     tcase_add_test(tc, test_kill9_interval);
     tcase_add_test(tc, test_kill9_always);
     tcase_add_test(tc, test_kill9_never);
