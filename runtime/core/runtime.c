@@ -272,6 +272,7 @@ typedef struct publish_s {
     sf_rt_t *rt;
     uint64_t upto;
     uint64_t published; /* records of epochs up to it are in the egress store already */
+    size_t skipped;     /* of those, found here again */
     sf_msg_fifo_t chain;
     sf_state_batch_t *batch;
 } publish_t;
@@ -293,6 +294,8 @@ static int publish_one(const uint8_t *key, size_t klen, const uint8_t *val, size
             sf_msg_fifo_push(&p->chain, m);
         else
             sf_log_error("an egress record held for a checkpoint does not decode; dropped");
+    } else {
+        p->skipped++;
     }
     sf_state_batch_log_delete(p->batch, SF_LOG_COL_EGRESS, key, klen);
     return 0;
@@ -330,6 +333,9 @@ static void publish_egress(sf_rt_t *rt, uint64_t upto)
         sf_log_error("publishing the egress records of checkpoint %llu failed: %s (kept for "
                      "the next checkpoint)",
                      (unsigned long long)upto, sf_strerror(rv));
+    if (p.skipped)
+        sf_log_info("checkpoint %llu: %zu egress records were published before (not again)",
+                    (unsigned long long)upto, p.skipped);
     sf_state_batch_free(p.batch);
     sf_msg_fifo_clear(&p.chain);
 }

@@ -816,6 +816,8 @@ static void drain(sf_egress_t *eg)
         uv_idle_stop(&eg->more);
     serve_touched(eg);
     update_retained(eg);
+    if (eg->store && open_pending(eg))
+        want_commit(eg); /* trims of records the bounds dropped */
 }
 
 static void on_more(uv_idle_t *h) { drain(h->data); }
