@@ -621,10 +621,101 @@ def wl_hot_key(args, procs, env):
     figs.report()
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def disk_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def wl_checkpoint(args, procs, env):
+    """Checkpoint pause and duration with args.addresses addresses of 100-byte
+    state under load, then recovery time after kill -9."""
+    figs = Figures("checkpoint", env)
+    n_addr = args.addresses
+    rt = Runtime(procs, args.build, embedded_yaml(args.build),
+                 extra=args.rt_extra + ["--checkpoint-interval", "1s"])
+    rt.start()
+    try:
+        uris = write_uris(procs.tmp, rt.ingress, "bench/blob", n_addr)
+        body = write_body(procs.tmp, "one", b"1")
+        # Load: one client walks every address once.
+        r = h2load(uris, n_addr, 1, 100, body, "text/plain")
+        t1 = rt.wait_processed(r["ok"], "bench/blob", timeout=600)
+        figs.add("load %d addresses (100-byte state): time" % n_addr, "s", t1 - r["t0"])
+        figs.add("load: processed msg/s", "msg/s", r["ok"] / (t1 - r["t0"]))
+        figs.add("RSS after load", "MiB", rss_kib(rt.p.pid) / 1024.0)
+        figs.add("disk bytes after load (state dir)", "MiB", disk_bytes(rt.state) / 2**20)
+        for i in range(args.runs):
+            # Another pass over every address while checkpoints run each second.
+            p = subprocess.Popen(["h2load", "-n", str(n_addr), "-c", "1", "-m", "100", "-d", body,
+                                  "-H", "Content-Type: text/plain", "-i", uris],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pauses, durations = [], []
+            last = sample(rt.metrics(), "statefun_checkpoints_total") or 0
+            while p.poll() is None:
+                m = rt.metrics()
+                c = sample(m, "statefun_checkpoints_total") or 0
+                if c > last:
+                    last = c
+                    pauses.append(sample(m, "statefun_checkpoint_last_pause_seconds") * 1e3)
+                    durations.append(sample(m, "statefun_checkpoint_last_duration_seconds") * 1e3)
+                time.sleep(0.05)
+            if p.returncode != 0:
+                raise RuntimeError("h2load failed during the checkpoint run")
+            if pauses:
+                pauses.sort()
+                durations.sort()
+                figs.add("pause p50 under load", "ms", pauses[len(pauses) // 2])
+                figs.add("pause max (p99 of %d)" % len(pauses), "ms", pauses[-1])
+                figs.add("duration p50 under load", "ms", durations[len(durations) // 2])
+                figs.add("duration max", "ms", durations[-1])
+            log("checkpoint run %d: %d checkpoints, pauses %s ms" % (
+                i + 1, len(pauses), [round(x, 1) for x in pauses]))
+        figs.add("disk bytes after the runs (state dir, with checkpoints)", "MiB",
+                 disk_bytes(rt.state) / 2**20)
+        # Recovery: kill -9 under load, restart, time until /healthz answers
+        # and until new messages are processed again.
+        for i in range(args.runs):
+            p = subprocess.Popen(["h2load", "-n", str(n_addr), "-c", "1", "-m", "100", "-d", body,
+                                  "-H", "Content-Type: text/plain", "-i", uris],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3)
+            rt.stop(signal.SIGKILL)
+            p.wait()
+            t0 = time.monotonic()
+            rt.start()
+            t1 = time.monotonic()
+            st = http_send(rt.ingress, "/bench/blob/probe%d" % i, b"1", "text/plain")
+            if st != 200:
+                raise RuntimeError("after recovery the ingress answered %d" % st)
+            wait_until(lambda: rt.processed("bench/blob") >= 1, 300, "a message after recovery")
+            t2 = time.monotonic()
+            figs.add("recovery after kill -9: start to /healthz", "s", t1 - t0)
+            figs.add("recovery after kill -9: start to first new message committed", "s",
+                     t2 - t0)
+    finally:
+        procs.stop_all()
+    figs.report()
+
+
 WORKLOADS = {
     "remote-counter": wl_remote_counter,
     "embedded": wl_embedded,
     "hot-key": wl_hot_key,
+    "checkpoint": wl_checkpoint,
 }
 
 
@@ -636,6 +727,8 @@ def main():
     ap.add_argument("--rate-seconds", type=float, default=5, help="length of a fixed-rate run")
     ap.add_argument("--hops", type=int, default=20000, help="ping-pong hops per run")
     ap.add_argument("--triggers", type=int, default=100, help="fan-out messages per run")
+    ap.add_argument("--addresses", type=int, default=1000000,
+                    help="addresses of 100-byte state in the checkpoint workload")
     ap.add_argument("--no-rates", dest="rates", action="store_false",
                     help="skip the 50%%/90%% fixed-rate runs")
     ap.add_argument("--ingress-fsync", default=None, help="passed to statefun run")

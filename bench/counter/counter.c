@@ -9,12 +9,16 @@
  *                     makes k + 1 invocations alternating between two
  *                     addresses;
  *   bench/fanout/ID   adds one to "n"; an int message k sends one message to
- *                     each of bench/counter/f0 .. f(k-1).
+ *                     each of bench/counter/f0 .. f(k-1);
+ *   bench/blob/ID     keeps 100 bytes of state "b" (type bench.types/blob)
+ *                     whose first 8 bytes count the messages (little
+ *                     endian): the state-scale and checkpoint workloads.
  *
  * The same code is served remotely by main.c and loaded embedded from
  * libcounter.so (SF_MODULE below). Callbacks keep no state of their own and
  * run on whatever thread invokes them.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,12 +75,33 @@ static int fanout(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
     return 0;
 }
 
+#define BLOB_BYTES 100
+
+static int blob(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
+{
+    uint8_t b[BLOB_BYTES];
+    const uint8_t *old = NULL;
+    size_t len = 0;
+    uint64_t n = 0;
+    int rv = sf_storage_get(ctx, "b", &old, &len);
+    if (rv < 0)
+        return rv;
+    memset(b, 'x', sizeof b);
+    if (old && len == sizeof b)
+        memcpy(&n, old, sizeof n);
+    n++;
+    memcpy(b, &n, sizeof n);
+    return sf_storage_set(ctx, "b", b, sizeof b);
+}
+
 int bench_counter_register(sf_functions_t *fns)
 {
     static const sf_value_spec_t specs[] = {SF_SPEC_LONG("n")};
+    static const sf_value_spec_t blob_specs[] = {SF_SPEC("b", "bench.types/blob")};
     int rv;
     if ((rv = sf_functions_bind(fns, "bench/counter", counter, NULL, specs, 1)) != 0 ||
-        (rv = sf_functions_bind(fns, "bench/pong", pong, NULL, specs, 1)) != 0)
+        (rv = sf_functions_bind(fns, "bench/pong", pong, NULL, specs, 1)) != 0 ||
+        (rv = sf_functions_bind(fns, "bench/blob", blob, NULL, blob_specs, 1)) != 0)
         return rv;
     return sf_functions_bind(fns, "bench/fanout", fanout, NULL, specs, 1);
 }
