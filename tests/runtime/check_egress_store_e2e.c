@@ -168,14 +168,14 @@ static void wait_records(rt_t *r, size_t n)
     ck_assert_uint_eq(lines(body), n);
 }
 
-/* Pops every record left; checks there are |n| and none is |not|. */
-static void pop_rest(rt_t *r, size_t n, const char *not)
+/* Pops every record left; checks there are |n| and none is |popped|. */
+static void pop_rest(rt_t *r, size_t n, const char *popped)
 {
     char body[256];
     size_t i;
     for (i = 0; i < n; i++) {
         ck_assert_int_eq(get(r, "", body, sizeof body), 200);
-        ck_assert_str_ne(body, not);
+        ck_assert_str_ne(body, popped);
     }
     ck_assert_int_eq(get(r, "", body, sizeof body), 404);
 }
