@@ -254,6 +254,20 @@ static void drive_and_verify(int h1)
     }
     pclose(f);
     ck_assert_int_eq(n, ADDRESSES);
+
+    /* Stopped cleanly, and no sanitizer report in the runtime's log. */
+    sf_test_kill(rt_pid);
+    rt_pid = -1;
+    {
+        char path[1100], *all;
+        snprintf(path, sizeof path, "%s/statefun.log", tmp);
+        all = sf_test_read_file(path, NULL);
+        ck_assert_ptr_nonnull(all);
+        ck_assert_msg(!strstr(all, "AddressSanitizer") && !strstr(all, "runtime error:") &&
+                          !strstr(all, "LeakSanitizer"),
+                      "sanitizer report in the runtime's log:\n%s", all);
+        free(all);
+    }
 }
 
 START_TEST(test_embedded)
