@@ -27,6 +27,7 @@
  * Control (any method; every other path is a function call):
  *   /ctl/mode/ok     answer calls (the default)
  *   /ctl/mode/fail   answer calls 500
+ *   /ctl/mode/garbage  answer calls 200 with bytes that are no FromFunction
  *   /ctl/mode/hang   never answer calls (they are answered 500 once the mode
  *                    changes, long after the runtime gave up on them)
  *   /ctl/slow/MS     delay every answer by MS (0: none)
@@ -45,7 +46,7 @@
 
 #define MAX_LANES 64
 
-typedef enum { MODE_OK, MODE_FAIL, MODE_HANG } fn_mode_t;
+typedef enum { MODE_OK, MODE_FAIL, MODE_GARBAGE, MODE_HANG } fn_mode_t;
 
 /* An answer delayed by /ctl/slow. */
 typedef struct delayed_s {
@@ -299,10 +300,12 @@ static void on_control(sf_http_request_t *req, const char *path)
             g.mode = MODE_OK;
         else if (strcmp(m, "fail") == 0)
             g.mode = MODE_FAIL;
+        else if (strcmp(m, "garbage") == 0)
+            g.mode = MODE_GARBAGE;
         else if (strcmp(m, "hang") == 0)
             g.mode = MODE_HANG;
         else {
-            reply_text(req, 400, "modes: ok, fail, hang\n");
+            reply_text(req, 400, "modes: ok, fail, garbage, hang\n");
             return;
         }
         if (g.mode != MODE_HANG)
@@ -336,6 +339,13 @@ static void on_request(sf_http_request_t *req, void *ud)
     if (g.mode == MODE_FAIL) {
         g.failed++;
         reply_text(req, 500, "failing on purpose");
+        return;
+    }
+    if (g.mode == MODE_GARBAGE) {
+        /* A truncated varint: no protobuf parser accepts it. */
+        static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff};
+        g.failed++;
+        sf_http_respond(req, 200, &ct_octets, 1, garbage, sizeof garbage);
         return;
     }
     if (g.mode == MODE_HANG) {

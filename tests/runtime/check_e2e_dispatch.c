@@ -11,9 +11,12 @@
  *     maxNumBatchRequests 5 makes the ingress answer 503 with Retry-After;
  *     senders that retry until accepted get every message processed once
  *     and in order;
- *   - a failing endpoint: nothing listening, then 500s, then calls that hang
- *     past the call timeout, then recovery: every message delivered once and
- *     in order, /healthz degraded meanwhile and ok afterwards.
+ *   - a failing endpoint: nothing listening, then 500s, then replies that
+ *     are no FromFunction, then calls that hang past the call timeout, then
+ *     recovery: every message delivered once and in order, /healthz degraded
+ *     meanwhile and ok afterwards;
+ *   - a graceful stop while a call hangs: prompt exit, and after the restart
+ *     every message processed once, in order.
  */
 #include <check.h>
 #include <stdio.h>
@@ -283,7 +286,13 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_ge(wait_stat(port, "failed", 2, 15000), 2);
     ck_assert_int_eq(sf_e2e_health(rt.admin, NULL), 503);
 
-    /* 3. Calls hang past the call timeout. */
+    /* 3. The endpoint answers 200 with bytes that are no FromFunction. */
+    fn_control(port, "/ctl/mode/garbage");
+    calls = fn_stat(port, "failed");
+    ck_assert_int_ge(wait_stat(port, "failed", calls + 2, 15000), calls + 2);
+    ck_assert_int_eq(sf_e2e_health(rt.admin, NULL), 503);
+
+    /* 4. Calls hang past the call timeout. */
     fn_control(port, "/ctl/mode/hang");
     calls = fn_stat(port, "calls");
     send_range(&rt, 11, 15);
@@ -292,7 +301,7 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_eq(sf_e2e_health(rt.admin, NULL), 503);
     ck_assert_int_eq(fn_stat(port, "ok"), 0);
 
-    /* 4. Recovery: everything once, in order; healthy again. */
+    /* 5. Recovery: everything once, in order; healthy again. */
     fn_control(port, "/ctl/mode/ok");
     check_seq_state(&rt, 15, 1, 15);
     ck_assert_int_eq(wait_health(rt.admin, 200, 10000, &body), 200);
@@ -300,6 +309,38 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_ge(sf_e2e_rt_log_count(&rt, "is unhealthy"), 1);
     ck_assert_int_ge(sf_e2e_rt_log_count(&rt, "healthy again"), 1);
 
+    ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
+    sf_e2e_kill(fn);
+    sf_e2e_rt_dispose(&rt);
+}
+END_TEST
+
+/* A graceful stop while a call hangs and messages wait behind it: the
+ * runtime exits promptly, and after the restart every message is processed
+ * once, in order. */
+START_TEST(test_stop_while_call_hangs)
+{
+    char prog[1100];
+    char *argv[] = {prog, "--mode", "hang", NULL};
+    sf_e2e_rt_t rt;
+    uint16_t port;
+    pid_t fn;
+    int64_t t0;
+
+    fn_prog(prog, sizeof prog);
+    fn = sf_e2e_spawn_server(argv, &port);
+    sf_e2e_rt_init(&rt, "e2e-stop-hang");
+    seq_module(&rt, port, 1000, "");
+    sf_e2e_rt_start(&rt, NULL);
+    send_range(&rt, 1, 20);
+    ck_assert_int_ge(wait_stat(port, "hung", 1, 10000), 1);
+    t0 = sf_e2e_now_ms();
+    ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
+    ck_assert_int_lt(sf_e2e_now_ms() - t0, 10000);
+
+    fn_control(port, "/ctl/mode/ok");
+    sf_e2e_rt_start(&rt, NULL);
+    check_seq_state(&rt, 20, 1, 20);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
     sf_e2e_kill(fn);
     sf_e2e_rt_dispose(&rt);
@@ -314,6 +355,7 @@ Suite *sf_runtime_e2e_dispatch_suite(void)
     tcase_add_test(tc, test_order_and_batching);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_failing_endpoint);
+    tcase_add_test(tc, test_stop_while_call_hangs);
     suite_add_tcase(s, tc);
     return s;
 }
