@@ -10,7 +10,7 @@
  *   - malformed ingress requests answered with their status codes and a
  *     one-line reason by a running runtime (400 path, 404 unknown function
  *     type, 405 method, 413 body too big, 415 media type, 400 typename and
- *     text body), and the egress's 404 and 405.
+ *     text body), %-decoded ids, and the egress's 404 and 405.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -133,6 +133,11 @@ START_TEST(test_run_fails_at_start)
 }
 END_TEST
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Sends a request to |port| and checks its status (and a one-line reason). */
 static void expect_status(uint16_t port, const char *method, const char *path, const char *ctype,
                           const void *body, size_t len, int want)
@@ -155,6 +160,8 @@ START_TEST(test_ingress_errors)
     char lib[1100], *big;
     const size_t big_len = 5u * 1024 * 1024;
     sf_e2e_resp_t r;
+    char *got[4];
+    size_t n, i;
 
     sf_e2e_rt_init(&rt, "e2e-ingress");
     sf_e2e_build_path(lib, sizeof lib, "examples/libgreeter.so");
@@ -199,8 +206,18 @@ START_TEST(test_ingress_errors)
     ck_assert_int_eq(sf_e2e_http(rt.egress, "GET", "/nosuchtopic", NULL, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 405);
     sf_e2e_resp_dispose(&r);
-    free(sf_e2e_egress_pop(rt.egress, "greetings", 5000));
-    free(sf_e2e_egress_pop(rt.egress, "greetings", 5000));
+    /* Ids are %-decoded and may hold '/' and any UTF-8. */
+    expect_status(rt.ingress, "PUT", "/greeter.fns/person/a%2Fb/c%20d", "text/plain", "x", 1, 200);
+    expect_status(rt.ingress, "POST", "/greeter.fns/person/J%C3%BCrgen", NULL, "x", 1, 200);
+    n = sf_e2e_egress_take(rt.egress, "greetings", got, 4, 10000);
+    ck_assert_uint_eq(n, 4);
+    qsort(got, n, sizeof *got, cmp_str);
+    ck_assert_str_eq(got[0], "Nice to see you again Al");
+    ck_assert_str_eq(got[1], "Welcome Al");
+    ck_assert_str_eq(got[2], "Welcome J\xc3\xbcrgen");
+    ck_assert_str_eq(got[3], "Welcome a/b/c d");
+    for (i = 0; i < n; i++)
+        free(got[i]);
     ck_assert_int_eq(sf_e2e_http(rt.egress, "GET", "/greetings", NULL, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 404);
     sf_e2e_resp_dispose(&r);

@@ -3,7 +3,8 @@
  * End-to-end: the playground greeter through a real `statefun run`, its
  * ingress (PUT text/plain) and its egress (GET /greetings):
  *   - the C example served remotely over HTTP/2 (h2c) and over HTTP/1.1, and
- *     embedded (libgreeter.so);
+ *     embedded (libgreeter.so); also on a UNIX socket (http+unix) and over
+ *     HTTPS (h2 through ALPN, a certificate made at test time);
  *   - the same functions written with the official StateFun JavaScript SDK
  *     (tests/js/statefun_functions.js) served by node, reached in `auto`
  *     mode (which falls back to HTTP/1.1 for node's server);
@@ -106,6 +107,71 @@ END_TEST
 START_TEST(test_greeter_remote_http1)
 {
     remote_greeter("http1");
+}
+END_TEST
+
+/* The C greeter on a UNIX socket, reached with an http+unix URL. */
+START_TEST(test_greeter_remote_unix)
+{
+    char prog[1100], listen[700], line[700];
+    char *argv[] = {prog, "--listen", listen, NULL};
+    sf_e2e_rt_t rt;
+    pid_t fn;
+
+    sf_e2e_build_path(prog, sizeof prog, "examples/greeter");
+    sf_e2e_rt_init(&rt, "e2e-greeter-unix");
+    snprintf(listen, sizeof listen, "unix:%s/fn.sock", rt.dir);
+    fn = sf_test_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
+    ck_assert_int_gt(fn, 0);
+    sf_e2e_rt_module(&rt, "greetings", "exactly-once",
+                     "kind: io.statefun.endpoints.v2/http\n"
+                     "spec:\n"
+                     "  functions: greeter.fns/*\n"
+                     "  urlPathTemplate: http+unix://%s/fn.sock/greeter\n",
+                     rt.dir);
+    sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
+    four_visits(&rt);
+    ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
+    sf_e2e_kill(fn);
+    sf_e2e_rt_dispose(&rt);
+}
+END_TEST
+
+/* The C greeter over HTTPS (HTTP/2 through ALPN) with a certificate made
+ * now and trusted through trust_cacerts. */
+START_TEST(test_greeter_remote_https)
+{
+    char prog[1100], cert[700], key[700];
+    char *argv[] = {prog, "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, NULL};
+    sf_e2e_rt_t rt;
+    uint16_t port;
+    pid_t fn;
+
+    sf_e2e_build_path(prog, sizeof prog, "examples/greeter");
+    sf_e2e_rt_init(&rt, "e2e-greeter-tls");
+    snprintf(cert, sizeof cert, "%s/cert.pem", rt.dir);
+    snprintf(key, sizeof key, "%s/key.pem", rt.dir);
+    ck_assert_int_eq(sf_test_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+                                "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '%s' "
+                                "-out '%s' >/dev/null 2>&1",
+                                key, cert),
+                     0);
+    fn = sf_e2e_spawn_server(argv, &port);
+    sf_e2e_rt_module(&rt, "greetings", "exactly-once",
+                     "kind: io.statefun.endpoints.v2/http\n"
+                     "spec:\n"
+                     "  functions: greeter.fns/*\n"
+                     "  urlPathTemplate: https://127.0.0.1:%u/\n"
+                     "  transport:\n"
+                     "    type: io.statefun.transports.v1/async\n"
+                     "    trust_cacerts: %s\n"
+                     "    protocol: h2\n",
+                     port, cert);
+    sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
+    four_visits(&rt);
+    ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
+    sf_e2e_kill(fn);
+    sf_e2e_rt_dispose(&rt);
 }
 END_TEST
 
@@ -246,6 +312,8 @@ Suite *sf_runtime_e2e_greeter_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_greeter_remote_h2c);
     tcase_add_test(tc, test_greeter_remote_http1);
+    tcase_add_test(tc, test_greeter_remote_unix);
+    tcase_add_test(tc, test_greeter_remote_https);
     tcase_add_test(tc, test_greeter_embedded);
     tcase_add_test(tc, test_greeter_js_sdk);
     tcase_add_test(tc, test_workers_same_output);
