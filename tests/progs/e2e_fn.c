@@ -23,6 +23,8 @@
  *             sink/ID after MS ("-": no token); "aftercancel MS TOKEN TAG"
  *             sends it and cancels it in the same reply; "cancel TOKEN".
  *   sink/ID   sends "ID:TEXT" to topic "out".
+ *   blob/ID   "get": sends "ID:len=N" (N: bytes of the string state "b") to
+ *             topic "out"; anything else is stored in "b".
  *
  * Control (any method; every other path is a function call):
  *   /ctl/mode/ok     answer calls (the default)
@@ -196,6 +198,24 @@ static int fn_sink(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
     return sf_send_egress_playground(ctx, NULL, "out", out, strlen(out));
 }
 
+static int fn_blob(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
+{
+    const char *text, *b = NULL;
+    size_t len, blen = 0;
+    char out[256];
+    int rv;
+
+    (void)ud;
+    if ((rv = sf_message_as_string(msg, &text, &len)) != 0)
+        return rv;
+    if (strcmp(text, "get") != 0)
+        return sf_storage_set_string(ctx, "b", text, len);
+    if ((rv = sf_storage_get_string(ctx, "b", &b, &blen)) < 0)
+        return rv;
+    snprintf(out, sizeof out, "%s:len=%zu", sf_self(ctx)->id, blen);
+    return sf_send_egress_playground(ctx, NULL, "out", out, strlen(out));
+}
+
 static int register_fns(sf_functions_t *fns)
 {
     const sf_value_spec_t seq_specs[] = {SF_SPEC_STRING("lanes"), SF_SPEC_INT("count"),
@@ -205,10 +225,12 @@ static int register_fns(sf_functions_t *fns)
         {"i", SF_TYPE_STRING, SF_EXPIRE_AFTER_INVOKE, g.ttl_ms},
     };
     const sf_value_spec_t delay_specs[] = {SF_SPEC_INT("n")};
+    const sf_value_spec_t blob_specs[] = {SF_SPEC_STRING("b")};
     int rv;
     if ((rv = sf_functions_bind(fns, "e2e.fns/seq", fn_seq, NULL, seq_specs, 3)) != 0 ||
         (rv = sf_functions_bind(fns, "e2e.fns/ttl", fn_ttl, NULL, ttl_specs, 2)) != 0 ||
-        (rv = sf_functions_bind(fns, "e2e.fns/delay", fn_delay, NULL, delay_specs, 1)) != 0)
+        (rv = sf_functions_bind(fns, "e2e.fns/delay", fn_delay, NULL, delay_specs, 1)) != 0 ||
+        (rv = sf_functions_bind(fns, "e2e.fns/blob", fn_blob, NULL, blob_specs, 1)) != 0)
         return rv;
     return sf_functions_bind(fns, "e2e.fns/sink", fn_sink, NULL, NULL, 0);
 }

@@ -12,6 +12,7 @@
  *     unknown token is a no-op;
  *   - a delayed message pending at a graceful stop fires once after the
  *     restart on the same state dir;
+ *   - a 3 MiB message stored as state and sent back with the next call;
  *   - state survives a graceful restart with rocksdb, and with the memory
  *     backend through the final checkpoint; with the memory backend and
  *     checkpoints off it starts fresh.
@@ -237,6 +238,42 @@ START_TEST(test_delayed_survives_restart)
 }
 END_TEST
 
+/* A 3 MiB message becomes a 3 MiB state, sent back with the next call
+ * (HTTP/2 flow control in both directions). */
+START_TEST(test_large_state)
+{
+    char prog[1100];
+    char *argv[] = {prog, NULL};
+    const size_t len = 3u * 1024 * 1024;
+    sf_e2e_rt_t rt;
+    uint16_t port;
+    pid_t fn;
+    char *big, *got;
+
+    fn_prog(prog, sizeof prog);
+    fn = sf_e2e_spawn_server(argv, &port);
+    sf_e2e_rt_init(&rt, "e2e-large");
+    fns_module(&rt, port);
+    sf_e2e_rt_start(&rt, NULL);
+    big = malloc(len + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', len);
+    big[len] = '\0';
+    ck_assert_int_eq(sf_e2e_put(rt.ingress, "/e2e.fns/blob/big", big), 200);
+    free(big);
+    ck_assert_int_eq(sf_e2e_put(rt.ingress, "/e2e.fns/blob/big", "get"), 200);
+    got = sf_e2e_egress_pop(rt.egress, "out", 10000);
+    if (!got)
+        sf_e2e_rt_dump_log(&rt, 20);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, "big:len=3145728");
+    free(got);
+    ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
+    sf_e2e_kill(fn);
+    sf_e2e_rt_dispose(&rt);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* State across a graceful restart                                            */
 
@@ -307,6 +344,7 @@ Suite *sf_runtime_e2e_state_suite(void)
     tcase_add_test(tc, test_ttl_modes);
     tcase_add_test(tc, test_delayed_and_cancelled);
     tcase_add_test(tc, test_delayed_survives_restart);
+    tcase_add_test(tc, test_large_state);
     tcase_add_test(tc, test_state_survives_restart_rocksdb);
     tcase_add_test(tc, test_state_survives_restart_memory_checkpointed);
     tcase_add_test(tc, test_state_fresh_memory_without_checkpoints);
