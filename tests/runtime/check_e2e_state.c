@@ -11,11 +11,12 @@
  *     in the same reply or in a later one they never fire; cancelling an
  *     unknown token is a no-op;
  *   - a delayed message pending at a graceful stop fires once after the
- *     restart on the same state dir;
+ *     restart on the same state dir (with another worker count);
  *   - a 3 MiB message stored as state and sent back with the next call;
  *   - state survives a graceful restart with rocksdb, and with the memory
  *     backend through the final checkpoint; with the memory backend and
- *     checkpoints off it starts fresh.
+ *     checkpoints off it starts fresh (each restart with another worker
+ *     count).
  */
 #include <check.h>
 #include <stdio.h>
@@ -217,13 +218,14 @@ START_TEST(test_delayed_survives_restart)
     fn = sf_e2e_spawn_server(argv, &port);
     sf_e2e_rt_init(&rt, "e2e-delay-restart");
     fns_module(&rt, port);
-    sf_e2e_rt_start(&rt, NULL);
+    sf_e2e_rt_start(&rt, "--workers", "1", NULL);
     t0 = sf_e2e_now_ms();
     delay_cmd(&rt, "d2", "after 1500 r1 R", 1);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
     ck_assert_int_lt(sf_e2e_now_ms() - t0, 1500); /* stopped before it fired */
 
-    sf_e2e_rt_start(&rt, NULL);
+    /* Another worker count: the key groups move between workers. */
+    sf_e2e_rt_start(&rt, "--workers", "3", NULL);
     got = sf_e2e_egress_pop(rt.egress, "out", 10000);
     ck_assert_msg(got != NULL, "the delayed message did not fire after the restart");
     ck_assert_str_eq(got, "d2:R");
@@ -300,13 +302,15 @@ static void restart(const char *backend, const char *interval, bool survives)
                      "  library: %s\n"
                      "  functions: greeter.fns/*\n",
                      lib);
-    sf_e2e_rt_start(&rt, "--state-backend", backend, "--checkpoint-interval", interval, NULL);
+    sf_e2e_rt_start(&rt, "--state-backend", backend, "--checkpoint-interval", interval, "--workers",
+                    "1", NULL);
     visit(&rt, "Welcome Alice");
     visit(&rt, "Nice to see you again Alice");
     ck_assert_int_eq(sf_e2e_state_int(rt.admin, "greeter.fns/person/Alice", "visits", -1), 2);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
 
-    sf_e2e_rt_start(&rt, "--state-backend", backend, "--checkpoint-interval", interval, NULL);
+    sf_e2e_rt_start(&rt, "--state-backend", backend, "--checkpoint-interval", interval, "--workers",
+                    "3", NULL);
     if (survives) {
         ck_assert_int_eq(sf_e2e_state_int(rt.admin, "greeter.fns/person/Alice", "visits", -1), 2);
         visit(&rt, "Third time is a charm Alice");
