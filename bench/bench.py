@@ -618,6 +618,8 @@ def wl_hot_key(args, procs, env):
                 raise RuntimeError("hot-key: counted %d of %d" % (got, sent))
         finally:
             procs.stop_all()
+            # Each kind starts from empty state.
+            shutil.rmtree(rt.state, ignore_errors=True)
     figs.report()
 
 
