@@ -273,7 +273,7 @@ test-asan:
 
 # The protocol and SDK suites (names starting with protocol/sdk) under valgrind,
 # without fork so valgrind sees the tests themselves.
-test-valgrind: all
+test-valgrind: all js-deps
 	@set -e; for s in $$($(TEST_BIN) --list | grep -E '^(protocol|sdk)'); do \
 	  echo "valgrind: suite $$s"; \
 	  $(TEST_ENV) CK_FORK=no CK_RUN_SUITE=$$s valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
