@@ -121,7 +121,7 @@ START_TEST(test_greeter_remote_unix)
     sf_e2e_build_path(prog, sizeof prog, "examples/greeter");
     sf_e2e_rt_init(&rt, "e2e-greeter-unix");
     snprintf(listen, sizeof listen, "unix:%s/fn.sock", rt.dir);
-    fn = sf_test_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
+    fn = sf_e2e_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
     ck_assert_int_gt(fn, 0);
     sf_e2e_rt_module(&rt, "greetings", "exactly-once",
                      "kind: io.statefun.endpoints.v2/http\n"
