@@ -304,15 +304,26 @@ int sf_checkpoint_find_latest(const char *state_dir, char **path, sf_manifest_t 
 /* Taking checkpoints                                                         */
 
 /* Test hook: a file named .crash-before-manifest in the state dir makes the
- * process kill itself (SIGKILL, as a crash) once the checkpoint's files are
- * written and before its MANIFEST is, leaving a torn checkpoint behind. The
- * file is removed first, so the restart does not crash again. */
+ * process kill itself (SIGKILL, as a crash) once a checkpoint's files are
+ * written and before its MANIFEST is, leaving a torn checkpoint behind; if
+ * the file holds a number N, at the N-th checkpoint from now. The file is
+ * removed first, so the restart does not crash again. */
 static void crash_hook(sf_rt_t *rt, const char *path)
 {
     char hook[4096];
+    FILE *f;
+    int n = 1;
     snprintf(hook, sizeof hook, "%s/.crash-before-manifest", rt->opts->state_dir);
-    if (access(hook, F_OK) != 0)
+    if (!(f = fopen(hook, "r+")))
         return;
+    /* The file may hold a count: crash at that many-th checkpoint from now. */
+    if (fscanf(f, "%d", &n) == 1 && n > 1) {
+        rewind(f);
+        fprintf(f, "%d\n", n - 1);
+        fclose(f);
+        return;
+    }
+    fclose(f);
     unlink(hook);
     sf_log_warn("test hook: crashing before the MANIFEST of %s", path);
     raise(SIGKILL);
@@ -378,6 +389,92 @@ void sf_checkpointer_free(sf_checkpointer_t *c)
     free(c);
 }
 
+static int write_file(const char *path, const sf_buf_t *b)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rv = SF_OK;
+    size_t off = 0;
+    if (fd < 0)
+        return SF_EIO;
+    while (off < b->len) {
+        ssize_t n = write(fd, b->base + off, b->len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rv = SF_EIO;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rv == 0 && fdatasync(fd) != 0)
+        rv = SF_EIO;
+    close(fd);
+    return rv;
+}
+
+/* The pending work of every worker: pending-local-NNNN then pending-out-NNNN
+ * (recovery routes all local parts before all out parts). */
+static int write_pending(const char *dir, const sf_snapshot_arg_t *sa, uint32_t n)
+{
+    char p[4096];
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/pending-local-%04u.bin", dir, i);
+        if (write_file(p, &sa->local[i]) != 0)
+            return SF_EIO;
+        snprintf(p, sizeof p, "%s/pending-out-%04u.bin", dir, i);
+        if (write_file(p, &sa->out[i]) != 0)
+            return SF_EIO;
+    }
+    return SF_OK;
+}
+
+static int read_pending_file(const char *path, uint32_t maxp, sf_msg_fifo_t *chain)
+{
+    size_t len, off = 0;
+    FILE *f = fopen(path, "rb");
+    uint8_t *data;
+    int rv = SF_OK;
+    if (!f)
+        return SF_EIO;
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    data = sf_xmalloc(len ? len : 1);
+    if (len && fread(data, 1, len, f) != len)
+        rv = SF_EIO;
+    fclose(f);
+    while (rv == 0 && off < len) {
+        sf_msg_t *m;
+        size_t used;
+        if (sf_msg_decode(data + off, len - off, maxp, &m, &used) != 0) {
+            rv = SF_ESTATE;
+            break;
+        }
+        sf_msg_fifo_push(chain, m);
+        off += used;
+    }
+    free(data);
+    return rv;
+}
+
+int sf_checkpoint_read_pending(const char *path, uint32_t workers, uint32_t maxp,
+                               sf_msg_fifo_t *chain)
+{
+    static const char *const parts[] = {"local", "out"};
+    char p[4096];
+    uint32_t i, k;
+    for (k = 0; k < 2; k++)
+        for (i = 0; i < workers; i++) {
+            int rv;
+            snprintf(p, sizeof p, "%s/pending-%s-%04u.bin", path, parts[k], i);
+            if ((rv = read_pending_file(p, maxp, chain)) != 0) {
+                sf_log_error("checkpoint %s: %s does not read back", path, p);
+                return rv;
+            }
+        }
+    return SF_OK;
+}
+
 static void collect(sf_checkpointer_t *c)
 {
     size_t n, i;
@@ -407,7 +504,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     sf_manifest_t m;
     files_t files;
     char path[4096], state[4096];
-    uint64_t start = uv_hrtime(), pause_us, new_bytes = 0;
+    uint64_t t0 = uv_hrtime(), start, pause_us, new_bytes = 0;
     size_t i, j;
     int rv;
 
@@ -424,14 +521,33 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
     snprintf(state, sizeof state, "%s/state", path);
 
-    /* The pause: pending work into the store, then the store's checkpoint. */
+    /* Before the pause: write the memtables out, so that the checkpoint in the
+     * pause copies only the WAL written since. */
+    sf_state_flush(rt->state);
+    start = uv_hrtime();
+    sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
+    sa.out = sf_xcalloc(rt->workers.n, sizeof *sa.out);
+    for (i = 0; i < rt->workers.n; i++) {
+        sf_buf_init(&sa.local[i], NULL);
+        sf_buf_init(&sa.out[i], NULL);
+    }
+
+    /* The pause: pending work into memory, then the store's checkpoint. */
     sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
-    rv = atomic_load(&sa.failed) ? SF_ESTATE : sf_state_checkpoint(rt->state, state);
+    rv = sf_state_checkpoint(rt->state, state);
     /* Whatever is produced from now on belongs to the next checkpoint. */
     atomic_store(&rt->epoch, sa.id + 1);
     sf_workers_resume(&rt->workers);
     pause_us = (uv_hrtime() - start) / 1000;
     c->next_id++;
+    if (rv == 0)
+        rv = write_pending(path, &sa, rt->workers.n);
+    for (i = 0; i < rt->workers.n; i++) {
+        sf_buf_dispose(&sa.local[i]);
+        sf_buf_dispose(&sa.out[i]);
+    }
+    free(sa.local);
+    free(sa.out);
     if (rv != 0) {
         sf_log_error("checkpoint %" PRIu64 " failed: %s", sa.id, sf_strerror(rv));
         rmtree(path);
@@ -486,7 +602,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     c->last = files;
     if (stats) {
         stats->pause_us = pause_us;
-        stats->duration_us = (uv_hrtime() - start) / 1000;
+        stats->duration_us = (uv_hrtime() - t0) / 1000;
         stats->bytes = m.bytes;
         stats->new_bytes = new_bytes;
     }

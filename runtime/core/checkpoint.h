@@ -56,6 +56,14 @@ void sf_checkpointer_free(sf_checkpointer_t *c);
  */
 uint64_t sf_checkpointer_oldest_routed(sf_checkpointer_t *c);
 
+/**
+ * Appends to |chain| the pending work recorded in checkpoint |path| taken
+ * with |workers| workers, in the order recovery must route it. Returns 0,
+ * SF_EIO or SF_ESTATE (a file that does not decode).
+ */
+int sf_checkpoint_read_pending(const char *path, uint32_t workers, uint32_t maxp,
+                               sf_msg_fifo_t *chain);
+
 /** Removes |dir| and everything under it (no symlinks followed). */
 void sf_checkpoint_remove_dir(const char *dir);
 

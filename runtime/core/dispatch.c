@@ -82,8 +82,6 @@ struct wctx_s {
     bool stopping;
     uint64_t egress_seq;        /* key sequence of exactly-once egress records */
     size_t egress_held;         /* of the reply being applied, held for a checkpoint */
-    uint64_t snap_id;           /* checkpoint whose pending work we wrote last */
-    uint32_t snap_count;        /* how many records that was */
 };
 
 static void send_batch(act_t *a);
@@ -641,6 +639,7 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
     atomic_fetch_add(&a->fn->metrics->invocations, 1);
     atomic_fetch_add(&a->fn->metrics->messages_in, a->batch.count);
     endpoint_healthy(a);
+    sf_worker_done(wc->w, a->batch.count);
     sf_msg_fifo_clear(&a->batch);
     a->attempts = 0;
     atomic_fetch_add(&a->fn->metrics->out_local, wc->routed.count);
@@ -772,6 +771,7 @@ void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m)
     act_t *a;
     if (m->kind != SF_MSG_INVOKE || wc->stopping) {
         sf_msg_free(m);
+        sf_worker_done(w, 1);
         return;
     }
     a = act_get(wc, sf_msg_target(m), m->target_len, m->key_group);
@@ -779,6 +779,7 @@ void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m)
         sf_log_warn("no endpoint or embedded module serves %s: message to %s dropped",
                     a->fn->name, a->addr);
         sf_msg_free(m);
+        sf_worker_done(w, 1);
         act_maybe_release(a);
         return;
     }
@@ -843,81 +844,42 @@ static void arm_timer(wctx_t *wc)
 /* Checkpoint snapshot                                                        */
 
 typedef struct snap_s {
-    wctx_t *wc;
-    uint64_t id;
-    uint32_t seq;
+    sf_buf_t *buf;
+    uint64_t count;
 } snap_t;
-
-static void snap_key(uint8_t key[16], uint64_t id, uint32_t worker, uint32_t seq)
-{
-    int i;
-    for (i = 0; i < 8; i++)
-        key[i] = (uint8_t)(id >> (56 - 8 * i));
-    for (i = 0; i < 4; i++) {
-        key[8 + i] = (uint8_t)(worker >> (24 - 8 * i));
-        key[12 + i] = (uint8_t)(seq >> (24 - 8 * i));
-    }
-}
-
-static void snap_put(snap_t *s, const sf_msg_t *m)
-{
-    uint8_t key[16];
-    sf_buf_reset(&s->wc->msgbuf);
-    sf_msg_encode(m, &s->wc->msgbuf);
-    snap_key(key, s->id, s->wc->w->id, s->seq++);
-    sf_state_batch_log_put(s->wc->batch, SF_LOG_COL_PENDING, key, sizeof key, s->wc->msgbuf.base,
-                           s->wc->msgbuf.len);
-}
 
 static void snap_fifo(snap_t *s, const sf_msg_fifo_t *q)
 {
     const sf_msg_link_t *l;
-    for (l = q->head; l; l = l->next)
-        snap_put(s, sf_container_of(l, sf_msg_t, link));
+    for (l = q->head; l; l = l->next) {
+        sf_msg_encode(sf_container_of(l, sf_msg_t, link), s->buf);
+        s->count++;
+    }
 }
 
 static void snap_act(sf_actmap_node_t *n, void *ud)
 {
     act_t *a = sf_container_of(n, act_t, node);
+    /* The batch in flight (or waiting for a retry) was sent before the backlog. */
     snap_fifo(ud, &a->batch);
     snap_fifo(ud, &a->backlog);
 }
 
-void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg)
+void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,
+                          void *arg)
 {
     wctx_t *wc = w->data;
-    snap_t s;
-    uint8_t key[16];
-    uint32_t i;
-    int rv;
-
     sf_snapshot_arg_t *sa = arg;
+    snap_t s;
 
-    if (!wc)
-        return;
-    s.wc = wc;
-    s.id = sa->id;
-    s.seq = 0;
-    /* The previous checkpoint's records are done with in the live store. */
-    for (i = 0; i < wc->snap_count; i++) {
-        snap_key(key, wc->snap_id, w->id, i);
-        sf_state_batch_log_delete(wc->batch, SF_LOG_COL_PENDING, key, sizeof key);
-    }
-    /* Per address: the batch in flight (or waiting for a retry) was sent
-     * before the backlog; the inbox and outboxes hold later messages. */
-    sf_actmap_foreach(&wc->acts, snap_act, &s);
-    snap_fifo(&s, pending);
-    rv = sf_state_batch_commit(wc->batch);
-    if (rv != 0) {
-        sf_log_error("checkpoint %llu: writing the pending work of worker %u failed: %s",
-                     (unsigned long long)s.id, w->id, sf_strerror(rv));
-        sf_state_batch_clear(wc->batch);
-        atomic_fetch_add(&sa->failed, 1);
-        return;
-    }
-    atomic_fetch_add(&sa->messages, s.seq);
-    wc->snap_id = s.id;
-    wc->snap_count = s.seq;
+    s.buf = &sa->local[w->id];
+    s.count = 0;
+    if (wc)
+        sf_actmap_foreach(&wc->acts, snap_act, &s);
+    snap_fifo(&s, local);
+    s.buf = &sa->out[w->id];
+    snap_fifo(&s, out);
+    atomic_fetch_add(&sa->messages, s.count);
 }
 
 /* ------------------------------------------------------------------------ */

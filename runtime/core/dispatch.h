@@ -37,13 +37,6 @@ void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m);
 void sf_dispatch_stop(sf_worker_t *w);
 
 /**
- * The log column of the state store holding checkpointed pending work. Keys
- * are [checkpoint id u64][worker u32][seq u32], big-endian; values are
- * messages in their stable encoding, in delivery order per worker.
- */
-#define SF_LOG_COL_PENDING 1
-
-/**
  * The log column holding exactly-once egress records until they are
  * published: key [epoch u64][worker u32][seq u64] big-endian, value the
  * record as an SF_MSG_EGRESS message in its stable encoding. The epoch is the
@@ -56,17 +49,22 @@ void sf_egress_key(uint8_t key[SF_EGRESS_KEY_LEN], uint64_t epoch, uint32_t work
 /** What sf_dispatch_snapshot takes and reports. */
 typedef struct sf_snapshot_arg_s {
     uint64_t id;          /* the checkpoint */
-    _Atomic int failed;   /* workers that could not write their pending work */
-    _Atomic uint64_t messages; /* pending messages written */
+    sf_buf_t *local;      /* [workers]: per worker, the messages for it */
+    sf_buf_t *out;        /* [workers]: per worker, what it sent to others */
+    _Atomic uint64_t messages; /* pending messages recorded */
 } sf_snapshot_arg_t;
 
 /**
- * sf_worker_pause_cb for a checkpoint (|arg| is an sf_snapshot_arg_t): writes the worker's pending work — every address's in-flight
- * batch and backlog, then |pending| (inbox and outboxes) — into the state
- * store under the checkpoint id, and deletes what it wrote for the previous
- * checkpoint. Worker thread, during a pause.
+ * sf_worker_pause_cb for a checkpoint (|arg| is an sf_snapshot_arg_t):
+ * appends the worker's pending work, in its stable encoding, to
+ * local[w->id] — every address's in-flight batch, then its backlog, then
+ * |local| — and |out| to out[w->id]. Recovery routes every worker's local
+ * part before any out part, which keeps each sender's order. Memory only:
+ * the coordinator writes the buffers out after the pause. Worker thread,
+ * during a pause.
  */
-void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg);
+void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,
+                          void *arg);
 
 /** Retry backoff: first delay, cap (milliseconds). */
 #define SF_RETRY_MIN_MS 10

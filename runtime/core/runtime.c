@@ -139,7 +139,9 @@ static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *typ
 static bool hook_accepting(void *ud, uint16_t kg)
 {
     sf_rt_t *rt = ud;
-    return atomic_load_explicit(&rt->blocked_kg[kg], memory_order_relaxed) == 0;
+    return atomic_load_explicit(&rt->blocked_kg[kg], memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&sf_workers_owner(&rt->workers, kg)->load,
+                                memory_order_relaxed) < SF_WORKER_MAX_LOAD;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -231,40 +233,6 @@ static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_m
     if (rv != 0)
         sf_log_error("cannot open the %s state backend in %s: %s", so->kind, so->dir,
                      sf_strerror(rv));
-    return rv;
-}
-
-static int collect_pending(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                           void *ud)
-{
-    void **args = ud;
-    sf_rt_t *rt = args[0];
-    sf_msg_fifo_t *chain = args[1];
-    sf_state_batch_t *b = args[2];
-    sf_msg_t *m;
-    if (sf_msg_decode(val, vlen, rt->opts->max_parallelism, &m, NULL) == 0)
-        sf_msg_fifo_push(chain, m);
-    else
-        sf_log_error("a pending message of the checkpoint does not decode; dropped");
-    sf_state_batch_log_delete(b, SF_LOG_COL_PENDING, key, klen);
-    return 0;
-}
-
-/* Takes the checkpointed pending work out of the store, in the order it was
- * written (per worker: addresses' batches and backlogs, then inbox, outboxes). */
-static int take_pending(sf_rt_t *rt, sf_msg_fifo_t *chain)
-{
-    sf_state_batch_t *b;
-    void *args[3];
-    int rv;
-    sf_state_batch_new(rt->state, &b);
-    args[0] = rt;
-    args[1] = chain;
-    args[2] = b;
-    rv = sf_state_log_scan(rt->state, SF_LOG_COL_PENDING, NULL, 0, 0, collect_pending, args);
-    if (rv == 0)
-        rv = sf_state_batch_commit(b);
-    sf_state_batch_free(b);
     return rv;
 }
 
@@ -551,7 +519,8 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
 
     /* Recovery: the checkpoint's pending work goes first, in order. */
     sf_msg_fifo_init(&pending);
-    if ((rv = take_pending(rt, &pending)) != 0) {
+    if (chk_path && (rv = sf_checkpoint_read_pending(chk_path, manifest.workers,
+                                                     o->max_parallelism, &pending)) != 0) {
         sf_log_error("cannot read the checkpoint's pending work: %s", sf_strerror(rv));
         rt_free(rt);
         return rv;
@@ -573,7 +542,15 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         rt->routed_upto = sf_ilog_next_offset(rt->ilog);
     }
     sf_workers_route_chain(&rt->workers, &pending);
-    rt->checkpointer = sf_checkpointer_new(rt, manifest.id + 1, o->checkpoints_retained);
+    {
+        /* Continue past anything the egress already published: after a
+         * recovery from an older checkpoint (the newest was corrupt, or an
+         * older savepoint), new records must not look published already. */
+        uint64_t next = manifest.id + 1;
+        if (rt->io && sf_io_egress_published_epoch(rt->io) >= next)
+            next = sf_io_egress_published_epoch(rt->io) + 1;
+        rt->checkpointer = sf_checkpointer_new(rt, next, o->checkpoints_retained);
+    }
     atomic_store(&rt->epoch, sf_checkpointer_next_id(rt->checkpointer));
     /* Records the restored checkpoint holds are complete: publish them. */
     if (manifest.id > 0)

@@ -66,6 +66,7 @@ void sf_worker_kick(sf_worker_t *w)
 void sf_worker_route(sf_worker_t *w, sf_msg_t *m)
 {
     sf_worker_t *owner = sf_workers_owner(w->group, m->key_group);
+    atomic_fetch_add_explicit(&owner->load, 1, memory_order_relaxed);
     if (owner == w) {
         sf_msg_fifo_push(&w->_inbox, m);
         sf_worker_kick(w);
@@ -85,8 +86,11 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
     while ((m = sf_msg_fifo_pop(chain)) != NULL)
         sf_msg_fifo_push(&per[sf_key_group_owner(m->key_group, g->n, g->max_parallelism)], m);
     for (i = 0; i < g->n; i++)
-        if (per[i].head)
+        if (per[i].head) {
+            atomic_fetch_add_explicit(&g->w[i]->load, (int64_t)per[i].count,
+                                      memory_order_relaxed);
             sf_mailbox_push(&g->w[i]->_mailbox, &per[i]);
+        }
     free(per);
 }
 
@@ -100,30 +104,23 @@ static void on_pause(uv_async_t *h)
 {
     sf_worker_t *w = h->data;
     sf_workers_t *g = w->group;
-    sf_msg_fifo_t pending;
+    sf_msg_fifo_t out;
     uint32_t i;
 
     uv_barrier_wait(&g->_barrier);
     /* Everyone stands still: the mailbox holds all it will get. Keep the
      * order of delivery: inbox first, then what the mailbox had. */
     sf_mailbox_drain(&w->_mailbox, &w->_inbox);
-    sf_msg_fifo_init(&pending);
-    sf_msg_fifo_splice(&pending, &w->_inbox);
-    /* The outboxes follow: their messages were sent after everything their
-     * destinations already hold. */
+    /* The outboxes: their messages were sent after everything their
+     * destinations already hold. Borrowed as one chain, split back below. */
+    sf_msg_fifo_init(&out);
     for (i = 0; i < g->n; i++)
-        sf_msg_fifo_splice(&pending, &w->_outbox[i]);
-    g->_pause_cb(w, &pending, g->_pause_arg);
-    /* Put everything back where it was: re-split by destination. */
+        sf_msg_fifo_splice(&out, &w->_outbox[i]);
+    g->_pause_cb(w, &w->_inbox, &out, g->_pause_arg);
     {
         sf_msg_t *m;
-        while ((m = sf_msg_fifo_pop(&pending)) != NULL) {
-            sf_worker_t *owner = sf_workers_owner(g, m->key_group);
-            if (owner == w)
-                sf_msg_fifo_push(&w->_inbox, m);
-            else
-                sf_msg_fifo_push(&w->_outbox[owner->id], m);
-        }
+        while ((m = sf_msg_fifo_pop(&out)) != NULL)
+            sf_msg_fifo_push(&w->_outbox[sf_workers_owner(g, m->key_group)->id], m);
     }
     if (w->_inbox.head)
         sf_worker_kick(w);

@@ -32,6 +32,7 @@
 #include "message.h"
 
 #define SF_WORKER_BUDGET 4096
+#define SF_WORKER_MAX_LOAD 20000
 
 typedef struct sf_worker_s sf_worker_t;
 typedef struct sf_workers_s sf_workers_t;
@@ -44,11 +45,14 @@ typedef void (*sf_worker_start_cb)(sf_worker_t *w);
 typedef void (*sf_worker_stop_cb)(sf_worker_t *w);
 /**
  * Runs on |w|'s thread during a pause, once every worker has stopped (see
- * sf_workers_pause): |pending| holds every message the worker has accepted
- * but not delivered (its inbox, its outboxes and its drained mailbox, in that
- * order); the callee reads them without taking them.
+ * sf_workers_pause). |local| holds the messages for |w| not yet delivered
+ * (its inbox, then what its mailbox had); |out| the messages |w| sent to
+ * other workers that are still in its outboxes. Every message in |out| was
+ * sent after every message for the same destination in that worker's
+ * |local|. The callee reads them without taking them.
  */
-typedef void (*sf_worker_pause_cb)(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg);
+typedef void (*sf_worker_pause_cb)(sf_worker_t *w, const sf_msg_fifo_t *local,
+                                   const sf_msg_fifo_t *out, void *arg);
 
 struct sf_worker_s {
     void *data;                 /* public: the dispatcher's per-worker state */
@@ -58,6 +62,11 @@ struct sf_worker_s {
     uv_loop_t loop;             /* read-only: the worker's own loop */
 
     _Atomic uint64_t delivered; /* read-only, any thread: messages delivered */
+    /* read-only, any thread: messages routed to this worker and not yet
+     * completed (queued, backlogged or in flight). The ingress stops
+     * accepting for a worker whose load is over SF_WORKER_MAX_LOAD, which
+     * bounds the work a checkpoint must record. */
+    _Atomic int64_t load;
 
     /* private */
     uv_thread_t _thread;
@@ -153,6 +162,12 @@ int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop);
 
 /** Lets the workers go on after sf_workers_pause. Same thread. */
 void sf_workers_resume(sf_workers_t *g);
+
+/** |n| messages routed to |w| are completed (processed, or dropped). */
+static inline void sf_worker_done(sf_worker_t *w, size_t n)
+{
+    atomic_fetch_sub_explicit(&w->load, (int64_t)n, memory_order_relaxed);
+}
 
 /** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
 void sf_worker_kick(sf_worker_t *w);

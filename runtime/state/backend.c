@@ -547,6 +547,8 @@ ssize_t sf_state_reclaim(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, 
 
 int sf_state_compact(sf_state_backend_t *b) { return b->vt->compact(b); }
 
+int sf_state_flush(sf_state_backend_t *b) { return b->vt->flush ? b->vt->flush(b) : 0; }
+
 /* ------------------------------------------------------------------------ */
 /* Timers                                                                     */
 

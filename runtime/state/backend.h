@@ -204,6 +204,13 @@ ssize_t sf_state_reclaim(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, 
  */
 int sf_state_compact(sf_state_backend_t *b);
 
+/**
+ * RocksDB: writes the memtables to table files and waits (so that a
+ * checkpoint right after it has only a small WAL to copy). Memory: nothing.
+ * Blocking; any thread; commits may go on meanwhile. Returns 0 or SF_ESTATE.
+ */
+int sf_state_flush(sf_state_backend_t *b);
+
 /* ------------------------------------------------------------------------ */
 /* Batches                                                                    */
 

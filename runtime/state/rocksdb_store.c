@@ -188,6 +188,17 @@ static int rocks_compact(sf_state_backend_t *b)
     return 0;
 }
 
+static int rocks_flush(sf_state_backend_t *b)
+{
+    rocks_t *r = b->store;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    char *err = NULL;
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(r->db, fo, &err);
+    rocksdb_flushoptions_destroy(fo);
+    return err ? rerr("flush", err) : 0;
+}
+
 static int rocks_checkpoint(sf_state_backend_t *b, const char *dir)
 {
     rocks_t *r = b->store;
@@ -213,6 +224,7 @@ static const sf__store_vt_t rocks_vt = {
     .batch_write = rocks_batch_write,
     .reclaim = rocks_reclaim,
     .compact = rocks_compact,
+    .flush = rocks_flush,
     .checkpoint = rocks_checkpoint,
 };
 

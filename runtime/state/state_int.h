@@ -50,6 +50,8 @@ typedef struct sf__store_vt_s {
     ssize_t (*reclaim)(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now,
                        size_t budget);
     int (*compact)(sf_state_backend_t *b);
+    /* Writes memtables out (RocksDB), blocking; NULL: nothing to do. */
+    int (*flush)(sf_state_backend_t *b);
     int (*checkpoint)(sf_state_backend_t *b, const char *dir);
 } sf__store_vt_t;
 

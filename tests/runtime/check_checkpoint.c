@@ -221,7 +221,8 @@ START_TEST(test_crash_during_checkpoint)
     visit(&r, "Gil");
     wait_visits(&r, "Gil", 2);
     usleep(500000);
-    ck_assert_int_eq(sf_test_sh("touch %s/state/.crash-before-manifest", r.dir), 0);
+    /* Crash at the third checkpoint from now: the visits below go in first. */
+    ck_assert_int_eq(sf_test_sh("echo 3 > %s/state/.crash-before-manifest", r.dir), 0);
     for (i = 0; i < 3; i++)
         visit(&r, "Gil");
     /* The next checkpoint kills the process. */

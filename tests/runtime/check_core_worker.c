@@ -98,11 +98,12 @@ END_TEST
 static _Atomic long paused_pending;
 static _Atomic int paused_workers;
 
-static void on_paused(sf_worker_t *w, const sf_msg_fifo_t *pending, void *arg)
+static void on_paused(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,
+                      void *arg)
 {
     (void)w;
     (void)arg;
-    atomic_fetch_add(&paused_pending, (long)pending->count);
+    atomic_fetch_add(&paused_pending, (long)(local->count + out->count));
     atomic_fetch_add(&paused_workers, 1);
 }
 
