@@ -6,7 +6,8 @@
  * addresses, send them after a delay, send after and cancel, emit egress
  * records, verify) driven through the playground ingress by a seeded random
  * generator over many addresses, while the runtime is killed with SIGKILL at
- * random moments and restarted on the same state dir. Run with the function
+ * random moments (now and then also while it recovers from the previous
+ * kill) and restarted on the same state dir. Run with the function
  * remote (tests/progs/crash_fn, C SDK over HTTP/2, started once and kept up
  * across the runtime's crashes) and embedded (libcrash.so).
  *
@@ -37,6 +38,8 @@
  * SF_CRASH_KILLS (10), SF_CRASH_MESSAGES (1500: the least the driver sends;
  * it goes on until the kills are done), SF_CRASH_ADDRESSES (64),
  * SF_CRASH_RATE (messages per second, 300), SF_CRASH_SENDERS (4),
+ * SF_CRASH_RECOVERY_KILLS (25: the percentage of kills followed by one more
+ * kill 0..200 ms into the restart, while the runtime recovers),
  * SF_CRASH_BACKEND (rocksdb), SF_CRASH_KEEP=1 keeps the temporary directory.
  * The whole suite runs only with SF_CRASH_TEST=1 (it needs the durable
  * ingress log and exactly-once egress); otherwise it reports itself skipped.
@@ -105,6 +108,7 @@ struct crash_s {
     bool remote;
     uint64_t seed;
     int kills, min_messages, naddr, rate, nsenders;
+    int recovery_pct; /* chance of one more kill during the recovery after a kill */
     const char *backend;
     /* Processes and places. */
     char *dir;
@@ -351,17 +355,15 @@ static void write_yaml(crash_t *t, uint16_t fn_port)
 }
 
 /*
- * Starts statefun on the state dir (log appended to DIR/statefun.log) and
- * waits until its ingress answers. The child only calls async-signal-safe
- * functions before exec: other threads of this process run meanwhile.
+ * Starts statefun on the state dir (log appended to DIR/statefun.log),
+ * without waiting for it. The child only calls async-signal-safe functions
+ * before exec: other threads of this process run meanwhile.
  */
-static void rt_start(crash_t *t)
+static void rt_spawn(crash_t *t)
 {
     char admin[64];
     char *argv[16];
-    int64_t deadline;
-    sf_crash_http_t probe;
-    int logfd, argc = 0, st;
+    int logfd, argc = 0;
 
     snprintf(admin, sizeof admin, "127.0.0.1:%u", t->admin);
     argv[argc++] = t->bin;
@@ -391,7 +393,16 @@ static void rt_start(crash_t *t)
     close(logfd);
     atomic_store(&live_rt, t->rt_pid);
     t->starts++;
+}
 
+/* Starts statefun and waits until its ingress answers. */
+static void rt_start(crash_t *t)
+{
+    int64_t deadline;
+    sf_crash_http_t probe;
+    int st;
+
+    rt_spawn(t);
     sf_crash_http_init(&probe, t->ingress);
     deadline = now_ms() + START_MS;
     for (;;) {
@@ -913,6 +924,7 @@ static void crash_setup(crash_t *t, bool remote)
     t->naddr = env_int("SF_CRASH_ADDRESSES", 64, 1);
     t->rate = env_int("SF_CRASH_RATE", 300, 1);
     t->nsenders = env_int("SF_CRASH_SENDERS", 4, 1);
+    t->recovery_pct = env_int("SF_CRASH_RECOVERY_KILLS", 25, 0);
     t->backend = getenv("SF_CRASH_BACKEND") && *getenv("SF_CRASH_BACKEND")
                      ? getenv("SF_CRASH_BACKEND")
                      : "rocksdb";
@@ -978,7 +990,7 @@ static void crash_run(bool remote)
     crash_t t;
     uint64_t krng;
     int64_t t0;
-    int i, a, kills;
+    int i, a, kills, early = 0;
     uint64_t acked = 0, unknown = 0, retries = 0;
     tally_t tally;
     recs_t final;
@@ -1017,6 +1029,13 @@ static void crash_run(bool remote)
         sleep_ms(50 + (int)(sf_crash_rng_next(&krng) % 1450));
         rt_kill9(&t);
         sleep_ms((int)(sf_crash_rng_next(&krng) % 100));
+        if ((int)(sf_crash_rng_next(&krng) % 100) < t.recovery_pct) {
+            /* Now and then, one more kill during recovery (restore, replay). */
+            rt_spawn(&t);
+            sleep_ms((int)(sf_crash_rng_next(&krng) % 200));
+            rt_kill9(&t);
+            early++;
+        }
         rt_start(&t);
     }
     atomic_store(&t.kills_done, true);
@@ -1027,10 +1046,11 @@ static void crash_run(bool remote)
         retries += t.senders[i].retries;
     }
     fprintf(stderr,
-            "runtime_crash(%s): %d kills in %lld ms; %d messages sent: %llu accepted, %llu of "
-            "unknown outcome, %llu resends\n",
-            remote ? "remote" : "embedded", kills, (long long)(now_ms() - t0), atomic_load(&t.sent),
-            (unsigned long long)acked, (unsigned long long)unknown, (unsigned long long)retries);
+            "runtime_crash(%s): %d kills (and %d more during recovery) in %lld ms; %d messages "
+            "sent: %llu accepted, %llu of unknown outcome, %llu resends\n",
+            remote ? "remote" : "embedded", kills, early, (long long)(now_ms() - t0),
+            atomic_load(&t.sent), (unsigned long long)acked, (unsigned long long)unknown,
+            (unsigned long long)retries);
     if (nerrors(&t)) {
         atomic_store(&t.reader_stop, true);
         pthread_join(t.reader, NULL);
