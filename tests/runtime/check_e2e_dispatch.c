@@ -277,6 +277,8 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_eq(wait_health(rt.admin, 503, 15000, &body), 503);
     ck_assert_ptr_nonnull(body);
     ck_assert_msg(strstr(body, "degraded") != NULL, "healthz: %s", body);
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+    ck_assert_msg(strstr(body, listen) != NULL, "healthz does not name the endpoint: %s", body);
     free(body);
 
     /* 2. The endpoint answers 500. */
