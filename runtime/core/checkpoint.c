@@ -504,7 +504,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     sf_manifest_t m;
     files_t files;
     char path[4096], state[4096];
-    uint64_t t0 = uv_hrtime(), start, pause_us, new_bytes = 0;
+    uint64_t t0 = uv_hrtime(), t1, start, pause_us, new_bytes = 0, stopped_us, store_us;
     size_t i, j;
     int rv;
 
@@ -533,8 +533,10 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
 
     /* The pause: pending work into memory, then the store's checkpoint. */
-    sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
+    stopped_us = sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
+    t1 = uv_hrtime();
     rv = sf_state_checkpoint(rt->state, state);
+    store_us = (uv_hrtime() - t1) / 1000;
     /* Whatever is produced from now on belongs to the next checkpoint. */
     atomic_store(&rt->epoch, sa.id + 1);
     sf_workers_resume(&rt->workers);
@@ -606,9 +608,10 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         stats->bytes = m.bytes;
         stats->new_bytes = new_bytes;
     }
-    sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us, %" PRIu64
-                 " bytes (%" PRIu64 " new), %" PRIu64 " pending messages",
-                 sa.id, pause_us, m.bytes, new_bytes, m.pending);
+    sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us (stop and snapshot %" PRIu64
+                 " us, store %" PRIu64 " us), %" PRIu64 " bytes (%" PRIu64 " new), %" PRIu64
+                 " pending messages",
+                 sa.id, pause_us, stopped_us, store_us, m.bytes, new_bytes, m.pending);
     if (!dir)
         collect(c);
     return SF_OK;

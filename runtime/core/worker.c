@@ -34,7 +34,10 @@ static void pump(sf_worker_t *w)
     sf_mailbox_drain(&w->_mailbox, &w->_inbox);
     while (budget-- && (m = sf_msg_fifo_pop(&w->_inbox)) != NULL) {
         w->group->deliver(w, m);
-        n++;
+        /* A pause waits for this slice to end: keep that wait short. */
+        if ((++n & 31) == 0 &&
+            atomic_load_explicit(&w->group->_pausing, memory_order_relaxed))
+            break;
     }
     if (n)
         atomic_fetch_add_explicit(&w->delivered, n, memory_order_relaxed);
@@ -153,12 +156,13 @@ uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg)
     g->_pause_cb = cb;
     g->_pause_arg = arg;
     uv_barrier_init(&g->_barrier, g->n + 1 + (g->_extra ? 1 : 0));
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store(&g->_pausing, true);
     if (g->_extra)
         uv_async_send(&g->_extra->async);
     for (i = 0; i < g->n; i++)
         uv_async_send(&g->w[i]->_pause);
     uv_barrier_wait(&g->_barrier); /* 1: all stopped */
+    atomic_store(&g->_pausing, false);
     uv_barrier_wait(&g->_barrier); /* 2: all ran cb */
     return (uv_hrtime() - start) / 1000;
 }

@@ -32,7 +32,7 @@
 #include "message.h"
 
 #define SF_WORKER_BUDGET 4096
-#define SF_WORKER_MAX_LOAD 20000
+#define SF_WORKER_MAX_LOAD 4096
 
 typedef struct sf_worker_s sf_worker_t;
 typedef struct sf_workers_s sf_workers_t;
@@ -105,6 +105,7 @@ struct sf_workers_s {
 
     /* private: the pause in progress (set by the pausing thread) */
     sf_pause_extra_t *_extra;  /* at most one other thread pauses with the workers */
+    _Atomic bool _pausing;     /* a pause is requested: pumps end their slice early */
     uv_barrier_t _barrier;
     sf_worker_pause_cb _pause_cb;
     void *_pause_arg;
