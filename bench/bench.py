@@ -700,9 +700,16 @@ def wl_checkpoint(args, procs, env):
             t0 = time.monotonic()
             rt.start()
             t1 = time.monotonic()
-            st = http_send(rt.ingress, "/bench/blob/probe%d" % i, b"1", "text/plain")
-            if st != 200:
-                raise RuntimeError("after recovery the ingress answered %d" % st)
+            # The replayed backlog may keep the ingress busy (503 + Retry-After)
+            # for a moment: retry until the probe is accepted.
+            deadline = time.monotonic() + 120
+            while True:
+                st = http_send(rt.ingress, "/bench/blob/probe%d" % i, b"1", "text/plain")
+                if st == 200:
+                    break
+                if st != 503 or time.monotonic() > deadline:
+                    raise RuntimeError("after recovery the ingress answered %d" % st)
+                time.sleep(0.01)
             wait_until(lambda: rt.processed("bench/blob") >= 1, 300, "a message after recovery")
             t2 = time.monotonic()
             figs.add("recovery after kill -9: start to /healthz", "s", t1 - t0)
