@@ -132,7 +132,13 @@ static fn_t *fn_lookup(wctx_t *wc, const sf_addr_t *p)
             }
             free(url);
         } else if (b.embedded) {
-            fn->lib = wc->rt->embedded[b.embedded - wc->rt->mod->embedded];
+            const sf_embedded_t *lib = wc->rt->embedded[b.embedded - wc->rt->mod->embedded];
+            if (sf_embedded_has(lib, fn->ns, fn->type))
+                fn->lib = lib;
+            else
+                sf_log_warn("%s does not bind %s (its pattern matches): messages to it are "
+                            "dropped",
+                            lib->path, name);
         }
     }
     fn->metrics = sf_rt_fn_metrics(wc->rt, name);

@@ -133,7 +133,11 @@ static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *typ
     n[ns_len] = '\0';
     memcpy(t, type, type_len);
     t[type_len] = '\0';
-    return sf_module_find_function(rt->mod, n, t, &b) == 0;
+    if (sf_module_find_function(rt->mod, n, t, &b) != 0)
+        return false;
+    /* An embedded library serves only the types it binds, whatever the
+     * pattern says; a remote endpoint is asked. */
+    return !b.embedded || sf_embedded_has(rt->embedded[b.embedded - rt->mod->embedded], n, t);
 }
 
 static bool hook_accepting(void *ud, uint16_t kg)
