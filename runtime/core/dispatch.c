@@ -55,6 +55,7 @@ typedef struct act_s {
     bool inflight;         /* a request is outstanding */
     bool blocked;          /* counted in the key group's blocked flag */
     uint32_t attempts;
+    size_t sent_nspecs;    /* states carried by the last request */
     uint64_t chain_start_ms;
     uint64_t sent_at_us;
     uv_timer_t *retry;
@@ -324,6 +325,7 @@ static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
     tf->invocation = br;
 
     br->n_state = fn->nspecs;
+    a->sent_nspecs = fn->nspecs;
     br->state = sf_arena_alloc(ar, (fn->nspecs ? fn->nspecs : 1) * sizeof *br->state);
     for (i = 0; i < fn->nspecs; i++) {
         sf_pb_persisted_value_t pv0 = SF_PB_PERSISTED_VALUE_INIT, *pv;
@@ -614,10 +616,11 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
         return;
     }
     if (ff->response_case == SF_PB_FROM_FUNCTION_INCOMPLETE) {
-        size_t before = a->fn->nspecs;
         fn_register(a->fn, a, ff->incomplete_invocation_context);
         sf_arena_reset(&wc->resp_arena);
-        if (a->fn->nspecs == before) {
+        /* Resend when we now know more states than the request carried (they
+         * may have been registered meanwhile by another address's reply). */
+        if (a->fn->nspecs == a->sent_nspecs) {
             /* Nothing new to send: the function asks for states it gets. */
             attempt_failed(a, "IncompleteInvocationContext without new states");
             return;

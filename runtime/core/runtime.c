@@ -205,6 +205,9 @@ static int open_state(sf_rt_t *rt, sf_state_options_t *so, char **chk_path, sf_m
             return SF_EINVAL;
         }
         snprintf(state, sizeof state, "%s/state", *chk_path);
+        /* The live store is replaced by the checkpoint's copy: whatever is
+         * there (even a restore cut short by a crash) goes first. */
+        sf_checkpoint_remove_dir(so->dir);
         rv = sf_state_open_from(so, state, &rt->state);
         atomic_store(&rt->restore_us, (uv_hrtime() - t0) / 1000);
         if (rv == 0)
