@@ -262,7 +262,7 @@ $(JS_DIR)/node_modules/.ok: tests/js/package.json
 	touch $@
 
 # Environment seen by the tests: where the binaries are.
-TEST_ENV = SF_BUILD=$(abspath $(BUILD)) SF_SRC=$(abspath .) STATEFUN=$(abspath $(STATEFUN_BIN)) NODE_PATH=$(abspath $(JS_DIR))/node_modules \
+TEST_ENV = SF_CRASH_TEST=1 SF_BUILD=$(abspath $(BUILD)) SF_SRC=$(abspath .) STATEFUN=$(abspath $(STATEFUN_BIN)) NODE_PATH=$(abspath $(JS_DIR))/node_modules \
 	CK_DEFAULT_TIMEOUT=60
 
 test: all js-deps
