@@ -189,7 +189,7 @@ static long long processed(void)
 static void drive_and_verify(int h1)
 {
     char uris[1100], body[1100], urls[1100], out[1100], line[4096];
-    const long long total = (long long)ADDRESSES * CLIENTS * ROUNDS;
+    long long total = (long long)ADDRESSES * CLIENTS * ROUNDS, sum = 0;
     long long got = -1;
     int64_t deadline;
     FILE *f;
@@ -210,12 +210,18 @@ static void drive_and_verify(int h1)
                     "-T 20 -N 20 -i '%s' > '%s' 2>&1",
                     total, CLIENTS, h1 ? 1 : 32, h1 ? "--h1" : "", body, uris, out);
     {
-        char *o = sf_test_read_file(out, NULL);
-        char expect[128];
-        snprintf(expect, sizeof expect, "status codes: %lld 2xx", total);
-        ck_assert_msg(rv == 0 && o && strstr(o, expect), "h2load (exit %d):\n%s", rv,
-                      o ? o : "(no output)");
+        /* Every request is answered 200, or 503 when the runtime pushes back
+         * (more outstanding work than a worker admits): the 200s are what
+         * must be processed, each exactly once. */
+        char *o = sf_test_read_file(out, NULL), *sc;
+        long long ok = -1, fails = -1;
+        ck_assert_msg(rv == 0 && o && (sc = strstr(o, "status codes: ")) &&
+                          sscanf(sc, "status codes: %lld 2xx, %*d 3xx, %*d 4xx, %lld 5xx", &ok,
+                                 &fails) == 2 &&
+                          ok + fails == total && ok > 0,
+                      "h2load (exit %d):\n%s", rv, o ? o : "(no output)");
         free(o);
+        total = ok;
     }
 
     deadline = now_ms() + WAIT_MS;
@@ -246,14 +252,17 @@ static void drive_and_verify(int h1)
         }
         ck_assert_msg(root != NULL, "state %d is not JSON: %s", n, line);
         v = json_object_get(json_object_get(json_object_get(root, "states"), "n"), "value");
-        ck_assert_msg(json_integer_value(v) == CLIENTS * ROUNDS,
-                      "bench/counter/k%d holds %lld, want %d: %s", n,
+        ck_assert_msg(json_integer_value(v) >= 0 && json_integer_value(v) <= CLIENTS * ROUNDS,
+                      "bench/counter/k%d holds %lld, at most %d were sent: %s", n,
                       (long long)json_integer_value(v), CLIENTS * ROUNDS, line);
+        sum += json_integer_value(v);
         json_decref(root);
         n++;
     }
     pclose(f);
     ck_assert_int_eq(n, ADDRESSES);
+    /* No message lost or counted twice: the counters add up to the 200s. */
+    ck_assert_int_eq(sum, total);
 
     /* Stopped cleanly, and no sanitizer report in the runtime's log. */
     sf_test_kill(rt_pid);
