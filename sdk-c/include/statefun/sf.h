@@ -473,6 +473,22 @@ SF_EXTERN void sf_server_close(sf_server_t *srv, sf_server_close_cb cb, void *us
  */
 SF_EXTERN int sf_serve(const sf_functions_t *fns, const sf_server_options_t *opts);
 
+/**
+ * A complete main() for a remote function program: parses the standard
+ * options
+ *
+ *   [--listen HOST:PORT | --listen unix:/PATH] [--path PATH]
+ *   [--tls-cert FILE --tls-key FILE] [--max-body BYTES] [--help]
+ *
+ * (default listen 127.0.0.1:8000), builds the registry with |register_fn|,
+ * prints "listening on ADDRESS" on stdout once it listens, and serves with
+ * sf_serve until SIGINT or SIGTERM. |program| and |description| (one or more
+ * lines, may be NULL) are used in the usage text. Returns the process exit
+ * status: 0, 1 (the server failed; the reason is printed) or 2 (bad usage).
+ */
+SF_EXTERN int sf_serve_main(int argc, char **argv, const char *program, const char *description,
+                            sf_register_cb register_fn);
+
 /* ------------------------------------------------------------------------ */
 /* Embedded: the module ABI                                                   */
 
