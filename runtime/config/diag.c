@@ -41,7 +41,7 @@ void sf_diags_register_file(sf_diags_t *d, const char *file)
             return;
     }
     d->_files = cfg_grow(d->_files, &d->_files_cap, d->_nfiles, sizeof *d->_files);
-    d->_files[d->_nfiles++] = cfg_xstrdup(file);
+    d->_files[d->_nfiles++] = sf_xstrdup(file);
 }
 
 void sf_diags_add(sf_diags_t *d, sf_diag_severity sev, const char *source, int line,
@@ -54,13 +54,13 @@ void sf_diags_add(sf_diags_t *d, sf_diag_severity sev, const char *source, int l
     d->items = cfg_grow(d->items, &d->_cap, d->len, sizeof *d->items);
     g = &d->items[d->len];
     g->severity = sev;
-    g->source = cfg_xstrdup(source ? source : "statefun");
+    g->source = sf_xstrdup(source ? source : "statefun");
     g->line = line < 0 ? 0 : line;
     g->_seq = d->len;
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    g->msg = cfg_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    g->msg = sf_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
     va_start(ap, fmt);
     vsnprintf(g->msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
     va_end(ap);

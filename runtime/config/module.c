@@ -227,9 +227,9 @@ static char *join_path(const char *dir, const char *path)
     size_t n;
 
     if (path[0] == '/' || !dir || !dir[0] || strcmp(dir, ".") == 0)
-        return cfg_xstrdup(path);
+        return sf_xstrdup(path);
     n = strlen(dir) + strlen(path) + 2;
-    out = cfg_xmalloc(n);
+    out = sf_xmalloc(n);
     snprintf(out, n, "%s/%s", dir, path);
     return out;
 }
@@ -296,8 +296,8 @@ static bool parse_pattern(pctx_t *c, yaml_node_t *v, const char *what, sf_fn_pat
             what, s);
         return false;
     }
-    out->ns = cfg_xstrndup(s, (size_t)(slash - s));
-    out->name = strcmp(slash + 1, "*") == 0 ? NULL : cfg_xstrdup(slash + 1);
+    out->ns = sf_xstrndup(s, (size_t)(slash - s));
+    out->name = strcmp(slash + 1, "*") == 0 ? NULL : sf_xstrdup(slash + 1);
     out->loc.file = c->file;
     out->loc.line = line_of(v);
     return true;
@@ -458,7 +458,7 @@ static void f_url(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
     if (!get_string(c, v, "urlPathTemplate", &s))
         return;
     free(x->e->url_template);
-    x->e->url_template = cfg_xstrdup(s);
+    x->e->url_template = sf_xstrdup(s);
     x->url_node = v;
 }
 
@@ -587,7 +587,7 @@ static void tr_key_password(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj
     const char *s;
     if (get_string(c, v, "transport.client_key_password", &s)) {
         free(x->e->client_key_password);
-        x->e->client_key_password = cfg_xstrdup(s);
+        x->e->client_key_password = sf_xstrdup(s);
     }
 }
 
@@ -862,7 +862,7 @@ char *sf_endpoint_url_for(const sf_endpoint_spec_t *e, const char *name)
 
     for (p = t; (p = strstr(p, FN_NAME_HOLDER)) != NULL; p += hl)
         count++;
-    out = cfg_xmalloc(strlen(t) + count * nl + 1);
+    out = sf_xmalloc(strlen(t) + count * nl + 1);
     w = out;
     for (p = t; *p;) {
         if (strncmp(p, FN_NAME_HOLDER, hl) == 0) {
@@ -921,7 +921,7 @@ static void parse_ingress(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int v
             c->m->ingress->loc.file, c->m->ingress->loc.line);
         return;
     }
-    c->m->ingress = cfg_xmalloc(sizeof in);
+    c->m->ingress = sf_xmalloc(sizeof in);
     *c->m->ingress = in;
 }
 
@@ -953,7 +953,7 @@ static void eg_topics(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
         ERR(c, v, "'topics' is empty: name at least one topic");
         return;
     }
-    eg->topics = cfg_xcalloc((size_t)(v->data.sequence.items.top - v->data.sequence.items.start),
+    eg->topics = sf_xcalloc((size_t)(v->data.sequence.items.top - v->data.sequence.items.start),
                              sizeof *eg->topics);
     for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
         yaml_node_t *t = node_at(c, *it);
@@ -975,7 +975,7 @@ static void eg_topics(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
             WARN(c, t, "topic '%s' is listed twice", s);
             continue;
         }
-        eg->topics[eg->ntopics++] = cfg_xstrdup(s);
+        eg->topics[eg->ntopics++] = sf_xstrdup(s);
     }
 }
 
@@ -1036,7 +1036,7 @@ static void parse_egress(pctx_t *c, yaml_node_t *kind, yaml_node_t *spec, int ve
         egress_free(&eg);
         return;
     }
-    c->m->egress = cfg_xmalloc(sizeof eg);
+    c->m->egress = sf_xmalloc(sizeof eg);
     *c->m->egress = eg;
 }
 
@@ -1064,7 +1064,7 @@ static void em_library(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
         return;
     }
     free(em->library);
-    em->library = realpath(path, resolved) ? cfg_xstrdup(resolved) : path;
+    em->library = realpath(path, resolved) ? sf_xstrdup(resolved) : path;
     if (em->library != path)
         free(path);
 }
@@ -1081,14 +1081,14 @@ static void em_functions(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
             ERR(c, v, "'functions' is an empty list");
             return;
         }
-        em->functions = cfg_xcalloc(n, sizeof *em->functions);
+        em->functions = sf_xcalloc(n, sizeof *em->functions);
         for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
             if (parse_pattern(c, node_at(c, *it), "functions", &em->functions[em->nfunctions]))
                 em->nfunctions++;
         }
         return;
     }
-    em->functions = cfg_xcalloc(1, sizeof *em->functions);
+    em->functions = sf_xcalloc(1, sizeof *em->functions);
     if (parse_pattern(c, v, "functions", &em->functions[0]))
         em->nfunctions = 1;
 }
@@ -1184,8 +1184,8 @@ static void parse_runtime(pctx_t *c, yaml_node_t *kind, yaml_node_t *map, int ve
         m->settings = cfg_grow(m->settings, &m->_settings_cap, m->nsettings, sizeof *s);
         s = &m->settings[m->nsettings++];
         s->opt = d->id;
-        s->value = cfg_xstrdup(value);
-        s->file = cfg_xstrdup(c->file);
+        s->value = sf_xstrdup(value);
+        s->file = sf_xstrdup(c->file);
         s->line = line_of(v);
     }
 }
@@ -1485,7 +1485,7 @@ static void process_document(pctx_t *c, yaml_node_t *root)
 static const char *module_file(sf_module_t *m, const char *name)
 {
     m->files = cfg_grow(m->files, &m->_files_cap, m->nfiles, sizeof *m->files);
-    m->files[m->nfiles] = cfg_xstrdup(name);
+    m->files[m->nfiles] = sf_xstrdup(name);
     return m->files[m->nfiles++];
 }
 
@@ -1494,10 +1494,10 @@ static char *dir_of(const char *path)
     const char *slash = strrchr(path, '/');
 
     if (!slash)
-        return cfg_xstrdup(".");
+        return sf_xstrdup(".");
     if (slash == path)
-        return cfg_xstrdup("/");
-    return cfg_xstrndup(path, (size_t)(slash - path));
+        return sf_xstrdup("/");
+    return sf_xstrndup(path, (size_t)(slash - path));
 }
 
 /* Reads every document from an initialized |parser|. */
@@ -1544,7 +1544,7 @@ int sf_module_add_string(sf_module_t *m, const char *name, const char *basedir, 
     c.m = m;
     c.d = diags;
     c.file = module_file(m, name);
-    c.dir = cfg_xstrdup(basedir ? basedir : ".");
+    c.dir = sf_xstrdup(basedir ? basedir : ".");
     sf_diags_register_file(diags, c.file);
     if (!yaml_parser_initialize(&parser))
         sf__panic(__FILE__, __LINE__, "out of memory");
@@ -1597,7 +1597,7 @@ int sf_module_add_file(sf_module_t *m, const char *path, sf_diags_t *diags)
 
 sf_module_t *sf_module_new(void)
 {
-    return cfg_xcalloc(1, sizeof(sf_module_t));
+    return sf_xcalloc(1, sizeof(sf_module_t));
 }
 
 void sf_module_free(sf_module_t *m)
@@ -1655,7 +1655,7 @@ int sf_module_finish(sf_module_t *m, sf_diags_t *diags)
 
     for (i = 0; i < m->nembedded; i++)
         n += m->embedded[i].nfunctions;
-    refs = cfg_xcalloc(n + m->nendpoints, sizeof *refs);
+    refs = sf_xcalloc(n + m->nendpoints, sizeof *refs);
     n = 0;
     for (i = 0; i < m->nendpoints; i++)
         refs[n++] = (pat_ref_t){&m->endpoints[i].functions, "an endpoint"};

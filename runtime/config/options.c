@@ -319,7 +319,7 @@ int sf_options_set(sf_options_t *o, sf_opt_id opt, const char *value, sf_opt_sou
         if (value[0] == '\0')
             return fail(err, errlen, "%s", "empty value");
         free(*(char **)field);
-        *(char **)field = cfg_xstrdup(value);
+        *(char **)field = sf_xstrdup(value);
         break;
     case SF_OPT_T_ENUM: {
         int v;
@@ -364,7 +364,7 @@ int sf_options_set(sf_options_t *o, sf_opt_id opt, const char *value, sf_opt_sou
     }
     o->source[opt] = src;
     free(o->origin[opt]);
-    o->origin[opt] = origin ? cfg_xstrdup(origin) : NULL;
+    o->origin[opt] = origin ? sf_xstrdup(origin) : NULL;
     return 0;
 }
 
@@ -523,7 +523,7 @@ static void cli_add_setting(sf_cli_t *cli, sf_opt_id opt, const char *value)
         cfg_grow(cli->settings, &cli->_settings_cap, cli->nsettings, sizeof *cli->settings);
     s = &cli->settings[cli->nsettings++];
     s->opt = opt;
-    s->value = cfg_xstrdup(value);
+    s->value = sf_xstrdup(value);
     s->file = NULL;
     s->line = 0;
 }
@@ -531,7 +531,7 @@ static void cli_add_setting(sf_cli_t *cli, sf_opt_id opt, const char *value)
 static void cli_add_file(sf_cli_t *cli, const char *file)
 {
     cli->files = cfg_grow(cli->files, &cli->_files_cap, cli->nfiles, sizeof *cli->files);
-    cli->files[cli->nfiles++] = cfg_xstrdup(file);
+    cli->files[cli->nfiles++] = sf_xstrdup(file);
 }
 
 int sf_cli_parse(sf_cli_t *cli, int argc, char **argv, sf_diags_t *diags)
@@ -549,7 +549,7 @@ int sf_cli_parse(sf_cli_t *cli, int argc, char **argv, sf_diags_t *diags)
 
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
             if (!cli->command && !options_done)
-                cli->command = cfg_xstrdup(arg);
+                cli->command = sf_xstrdup(arg);
             else
                 cli_add_file(cli, arg);
             continue;
