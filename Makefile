@@ -98,7 +98,9 @@ TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs
 TEST_MODULES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/modules/*/*.c)))))
 TEST_MODULE_LIBS := $(foreach m,$(TEST_MODULES),$(BUILD)/tests/lib$(m).so)
 
-.SECONDARY: $(GEN_C) $(GEN_H)
+# Keep every intermediate file (generated code, objects of test programs):
+# make must not delete them, nor print so after the test summary.
+.SECONDARY:
 
 .PHONY: all deps run test test-asan test-valgrind format clean proto examples js-deps bench
 
