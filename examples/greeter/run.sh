@@ -29,9 +29,11 @@ cat <<TEXT
 Starting the greeter (embedded) with state in $RUN_DIR/state. Try, from another shell:
 
   curl -X PUT -H 'Content-Type: text/plain' -d 'Alice' localhost:8090/greeter.fns/person/Alice
-  curl localhost:8091/greetings
+  curl 'localhost:8091/greetings?wait=5s'
 
 Each PUT greets Alice once more ("Welcome Alice", "Nice to see you again Alice", ...).
+Greetings are exactly-once: they show up when the checkpoint that produced them
+completes (every second), so the ?wait=5s long poll waits for the next one.
 Stop with Ctrl-C.
 TEXT
 exec "$BUILD/bin/statefun" run --state-dir "$RUN_DIR/state" "$RUN_DIR/module.yaml"
