@@ -9,7 +9,7 @@
 #   BENCH {"workload": ..., "figure": ..., "median": ..., "min": ..., ...}
 #
 # Usage: python3 bench/bench.py [--build DIR] [--runs N] [--full] WORKLOAD...
-# Workloads: remote-counter, embedded, hot-key, checkpoint, peer; "quick" is
+# Workloads: remote-counter, embedded, hot-key, checkpoint, state-scale, peer; "quick" is
 # remote-counter + embedded (what `make bench` runs).
 #
 # Standard library only. Load comes from h2load (Debian nghttp2-client); the
@@ -18,12 +18,15 @@
 # admin API (/metrics), and every run ends by checking through
 # /v1/state/... that no message was lost or applied twice.
 import argparse
+import base64
 import ctypes
 import datetime
 import http.client
 import json
+import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -721,6 +724,321 @@ def wl_checkpoint(args, procs, env):
 
 
 # ---------------------------------------------------------------------------
+# state-scale: many addresses of 100-byte state in RocksDB
+
+SCALE_CLIENTS, SCALE_STREAMS = 1, 100  # one h2load connection walks each URI list once
+
+
+def scale_write_uris(path, port, fn, ids, prefix="k"):
+    """A URI list for h2load -i: the first line a full URI, the others paths
+    only (h2load takes scheme, host and port from the first), so that 10
+    million lines take ~200 MB rather than ~450 MB."""
+    with open(path, "w") as f:
+        first = True
+        buf = []
+        for i in ids:
+            if first:
+                buf.append("http://127.0.0.1:%d/%s/%s%d\n" % (port, fn, prefix, i))
+                first = False
+            else:
+                buf.append("/%s/%s%d\n" % (fn, prefix, i))
+            if len(buf) >= 65536:
+                f.write("".join(buf))
+                buf = []
+        f.write("".join(buf))
+    return path
+
+
+def zipf_ids(rng, n_addr, count):
+    """|count| ids in [0, n_addr) with P(rank k) ~ 1/k (Zipf, s = 1.0 in the
+    continuous approximation: rank = floor((n + 1) ** u)), ranks scattered over
+    the ids by a multiplicative permutation so that the hot ids are not the
+    first ones loaded."""
+    mult = 2654435761
+    while math.gcd(mult, n_addr) != 1:
+        mult += 2
+    top = math.log(n_addr + 1)
+    out = []
+    for _ in range(count):
+        rank = min(n_addr, int(math.exp(rng.random() * top)))  # 1 .. n_addr
+        out.append((rank - 1) * mult % n_addr)
+    return out
+
+
+def disk_bytes_unique(path):
+    """Bytes allocated under |path|, counting a hard-linked file once (the
+    checkpoints hard-link RocksDB's table files)."""
+    seen = set()
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def proc_status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def blob_counts(rt, ids, prefix):
+    """{id: messages counted} of bench/blob/<prefix><id>, through /v1/state
+    (the first 8 bytes of the 100-byte state count the messages)."""
+    c = http.client.HTTPConnection("127.0.0.1", rt.admin, timeout=10)
+    out = {}
+    for i in ids:
+        c.request("GET", "/v1/state/bench/blob/%s%d" % (prefix, i))
+        r = c.getresponse()
+        body = r.read()
+        if r.status == 404:
+            out[i] = 0
+            continue
+        if r.status != 200:
+            raise RuntimeError("state of bench/blob/%s%d: %d" % (prefix, i, r.status))
+        st = json.loads(body)["states"].get("b")
+        raw = base64.b64decode(st["base64"]) if st else b""
+        out[i] = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
+    c.close()
+    return out
+
+
+def scale_h2load(uris, n, body):
+    """One pass of h2load (one connection walking the |n| lines of |uris|
+    once) with -v, whose status lines tell which requests were refused:
+    request i is stream 2i + 1 on the one connection. Returns (accepted,
+    [indexes answered 503]). Anything else than 200 or 503, or a request
+    without an answer (which may have been accepted), fails the run."""
+    argv = ["h2load", "-v", "-n", str(n), "-c", str(SCALE_CLIENTS), "-m", str(SCALE_STREAMS),
+            "-d", body, "-H", "Content-Type: text/plain", "-T", "30", "-N", "30", "-i", uris]
+    # grep drops the 200s as they come, so the output read here stays small.
+    p1 = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p2 = subprocess.Popen(["grep", "-v", "-e", ":status: 200$", "-e", "] content-length:",
+                           "-e", "^progress:"], stdin=p1.stdout, stdout=subprocess.PIPE,
+                          text=True)
+    p1.stdout.close()
+    out = p2.communicate()[0]
+    rc = p1.wait()
+    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if rc != 0 or not m or not codes:
+        raise RuntimeError("h2load failed:\n" + out[-2000:])
+    refused = []
+    for sid, code in re.findall(r"^\[stream_id=(\d+)\] :status: (\d+)$", out, re.M):
+        if code != "503":
+            raise RuntimeError("the ingress answered %s:\n%s" % (code, out[-1500:]))
+        refused.append((int(sid) - 1) // 2)
+    ok = int(codes.group(1))
+    if ok + len(refused) != n or int(m.group(3)) or int(m.group(4)):
+        raise RuntimeError("h2load: %d requests, %d answered 200, %d answered 503:\n%s" % (
+            n, ok, len(refused), out[-1500:]))
+    return ok, refused
+
+
+def wl_state_scale(args, procs, env):
+    """args.scale_addresses (10 million) addresses of 100-byte state
+    (bench/blob, embedded, RocksDB): load time, steady throughput with uniform
+    and Zipf keys, RSS and disk bytes, against the same runtime's throughput
+    over 10 000 addresses (bench/counter and bench/blob) measured first.
+
+    The ingress answers 200 once a message is logged and 503 when the target
+    worker has too much outstanding, so a client that pushes as hard as it can
+    gets 503s. As in the other workloads, a run's rate is the messages
+    accepted / (first request to their last commit), refused ones not counted;
+    h2load -v tells which requests were refused, so every expected count is
+    exact. The load resends what was refused (after the runtime has caught
+    up, as Retry-After asks) until every address has its state; it stops
+    early, and says so, when it collapses or outlasts its time budget."""
+    figs = Figures("state-scale", env)
+    n_addr = args.scale_addresses
+    per_run = args.scale_messages
+    tmp = procs.tmp
+    rng = random.Random(20261127)
+    rt = Runtime(procs, args.build, embedded_yaml(args.build), extra=args.rt_extra)
+    body = write_body(tmp, "one", b"1")
+    uris = os.path.join(tmp, "uris")
+    # What each sample address must count at the end.
+    sample_ids = set(rng.sample(range(n_addr), 2000))
+    expect = dict.fromkeys(sample_ids, 0)
+    accepted = {"bench/blob": 0, "bench/counter": 0}
+    rss_peak = 0.0
+
+    def rss():
+        nonlocal rss_peak
+        v = rss_kib(rt.p.pid) / 1024.0
+        rss_peak = max(rss_peak, v)
+        return v
+
+    def send(ids, fn, prefix, retry=False):
+        """Sends one message to fn/<prefix><id> for each of |ids| (a sequence);
+        with |retry|, resends refused ones until all are accepted. Returns
+        (accepted msg/s, refused, passes, highest load average, ids accepted
+        or None when all were)."""
+        ld = loadavg()
+        base = rt.processed(fn)
+        total, refused_all, passes = 0, 0, 0
+        todo, took = ids, None
+        t0 = time.monotonic()
+        while todo:
+            scale_write_uris(uris, rt.ingress, fn, todo, prefix)
+            if passes:
+                # Retry-After: let the runtime catch up first.
+                rt.wait_processed(base + total, fn, timeout=600)
+            ok, refused = scale_h2load(uris, len(todo), body)
+            total += ok
+            refused_all += len(refused)
+            passes += 1
+            if not retry:
+                if refused:
+                    no = set(refused)
+                    took = [x for k, x in enumerate(todo) if k not in no]
+                break
+            todo = [todo[i] for i in refused]
+            if passes > 100:
+                raise RuntimeError("%s: still %d refused after 100 passes" % (fn, len(todo)))
+        t1 = rt.wait_processed(base + total, fn, timeout=600)
+        accepted[fn] += total
+        return total / (t1 - t0), refused_all, passes, max(ld, loadavg()), took
+
+    rt.start()
+    try:
+        # 1. The 10 000-address figures, in the same runtime and with the same
+        # client: round-robin over k0..k9999 (counter) and s0..s9999 (blob).
+        small = 10000
+        unit = small * max(1, per_run // small)
+        for fn, prefix in (("bench/counter", "k"), ("bench/blob", "s")):
+            label = "10 000 addresses, %s" % fn
+            for i in range(args.runs + 1):
+                rate, refused, _, ld, _ = send([j % small for j in range(unit)], fn, prefix)
+                log("state-scale: %s: run %d: %.0f msg/s, %d refused" % (label, i, rate,
+                                                                         refused))
+                if i > 0:  # the first is the warm-up
+                    figs.add(label + ": processed msg/s", "msg/s", rate, ld)
+                    figs.add(label + ": 503s per message sent", "ratio", refused / unit, ld)
+        accepted_small_blob = accepted["bench/blob"]
+        small_rate = statistics.median(figs.rows["10 000 addresses, bench/counter: "
+                                                 "processed msg/s"][1])
+        figs.add("RSS after the 10 000-address runs", "MiB", rss())
+
+        # 2. Load: every address once, in chunks of 250 000 (a URI list each,
+        # so the lists stay small and the rate can be followed as the LSM
+        # grows). A load that collapses (a chunk below 10% of the fastest) or
+        # outlasts --scale-load-budget stops there, so the workload stays
+        # bounded in time and reports how far it got.
+        chunk = min(250000, n_addr)
+        load_time, chunk_rates, ld_max, refused_load, loaded = 0.0, [], 0.0, 0, 0
+        stalled = None
+        while loaded < n_addr:
+            ids = range(loaded, min(n_addr, loaded + chunk))
+            rate, refused, passes, ld, _ = send(ids, "bench/blob", "k", retry=True)
+            load_time += len(ids) / rate
+            loaded += len(ids)
+            chunk_rates.append(rate)
+            refused_load += refused
+            ld_max = max(ld_max, ld)
+            log("state-scale: loaded %d: %.0f msg/s, %d refused, %d passes, RSS %.0f MiB, "
+                "load %.2f" % (loaded, rate, refused, passes, rss(), ld))
+            if loaded < n_addr and rate < 0.1 * max(chunk_rates):
+                stalled = "collapsed to %.0f msg/s at %d addresses" % (rate, loaded)
+            elif loaded < n_addr and load_time > args.scale_load_budget:
+                stalled = "over the %.0f s budget at %d addresses" % (args.scale_load_budget,
+                                                                     loaded)
+            if stalled:
+                log("state-scale: LOAD STOPPED: " + stalled)
+                break
+        for i in sample_ids:
+            if i < loaded:
+                expect[i] += 1
+        figs.add("load: addresses loaded (target %d)" % n_addr, "addr", loaded, ld_max)
+        figs.add("load: time (1 run)", "s", load_time, ld_max)
+        figs.add("load: processed msg/s (1 run)", "msg/s", loaded / load_time, ld_max)
+        figs.add("load: slowest 250k chunk msg/s", "msg/s", min(chunk_rates), ld_max)
+        figs.add("load: fastest 250k chunk msg/s", "msg/s", max(chunk_rates), ld_max)
+        figs.add("load: 503s (resent) per address", "ratio", refused_load / loaded, ld_max)
+        figs.add("RSS after load", "MiB", rss(), ld_max)
+        figs.add("disk bytes after load: RocksDB dir", "MiB",
+                 disk_bytes_unique(os.path.join(rt.state, "db")) / 2**20, ld_max)
+        figs.add("disk bytes after load: state dir (with checkpoints, ingress log)", "MiB",
+                 disk_bytes_unique(rt.state) / 2**20, ld_max)
+
+        # 3. Steady throughput over the loaded addresses: uniform, then Zipf.
+        # Each run (and the warm-up) draws its own ids, so no run finds the
+        # blocks the previous one read in the cache. After a collapsed load the
+        # runs are shortened to about 15 s each at the last load rate.
+        if stalled:
+            per_run = max(5000, min(per_run, int(chunk_rates[-1] * 15)))
+        dists = (("uniform", lambda: [rng.randrange(loaded) for _ in range(per_run)]),
+                 ("Zipf s=1", lambda: zipf_ids(rng, loaded, per_run)))
+        for name, draw in dists:
+            rates = []
+            label = "loaded addresses, %s" % name
+            for i in range(args.runs + 1):
+                ids = draw()
+                distinct = len(set(ids))
+                rate, refused, _, ld, took = send(ids, "bench/blob", "k")
+                for j in ids if took is None else took:
+                    if j in expect:
+                        expect[j] += 1
+                log("state-scale: %s run %d: %.0f msg/s (%d distinct addresses), %d refused, "
+                    "RSS %.0f MiB" % (name, i, rate, distinct, refused, rss()))
+                if i == 0:
+                    continue
+                rates.append(rate)
+                figs.add(label + ": processed msg/s", "msg/s", rate, ld)
+                figs.add(label + ": 503s per message sent", "ratio", refused / per_run, ld)
+                figs.add(label + ": distinct addresses per run", "addr", distinct, ld)
+            figs.add(label + ": median / 10 000-address counter median", "ratio",
+                     statistics.median(rates) / small_rate)
+        figs.add("RSS after the steady runs", "MiB", rss())
+        figs.add("RSS, highest sample (after each run and load chunk)", "MiB", rss_peak)
+        figs.add("RSS peak of the process (VmHWM)", "MiB",
+                 proc_status_kib(rt.p.pid, "VmHWM") / 1024.0)
+        figs.add("disk bytes at the end: RocksDB dir", "MiB",
+                 disk_bytes_unique(os.path.join(rt.state, "db")) / 2**20)
+        figs.add("disk bytes at the end: state dir", "MiB", disk_bytes_unique(rt.state) / 2**20)
+
+        # 4. No loss, no duplicates: the runtime processed exactly what it
+        # accepted, the 10 000 counters add up, and a sample of the big
+        # address space counted exactly what was sent to it.
+        time.sleep(0.5)
+        m = rt.metrics()
+        for fn, n in accepted.items():
+            got = rt.processed(fn, text=m)
+            if got != n:
+                raise RuntimeError("state-scale: %s processed %d, %d were accepted" % (fn, got, n))
+        total = rt.state_sum("bench/counter", ["k%d" % i for i in range(small)])
+        if total != accepted["bench/counter"]:
+            raise RuntimeError("state-scale: counters sum to %d, %d accepted" % (
+                total, accepted["bench/counter"]))
+        seen = blob_counts(rt, sorted(sample_ids), "k")
+        wrong = [i for i in sample_ids if seen[i] != expect[i]]
+        if wrong:
+            raise RuntimeError("state-scale: %d of %d sampled addresses count wrong, e.g. k%d: "
+                               "%d, expected %d" % (len(wrong), len(sample_ids), wrong[0],
+                                                    seen[wrong[0]], expect[wrong[0]]))
+        small_blob = blob_counts(rt, range(small), "s")
+        if sum(small_blob.values()) != accepted_small_blob:
+            raise RuntimeError("state-scale: the s0..s9999 blobs count %d, %d accepted" % (
+                sum(small_blob.values()), accepted_small_blob))
+        log("state-scale: verified: processed = accepted; the 10 000 counters sum to %d, the "
+            "10 000 small blobs to %d; %d sampled addresses count exactly the %d messages "
+            "sent to them" % (total, sum(small_blob.values()), len(sample_ids),
+                              sum(expect.values())))
+    finally:
+        procs.stop_all()
+    figs.report()
+
+
+# ---------------------------------------------------------------------------
 # peer: the counter workload on Restate, side by side with statefun-c
 #
 # Restate (npm @restatedev/restate-server) with the counter of bench/counter as a
@@ -1154,6 +1472,7 @@ WORKLOADS = {
     "hot-key": wl_hot_key,
     "checkpoint": wl_checkpoint,
     "peer": wl_peer,
+    "state-scale": wl_state_scale,
 }
 
 
@@ -1167,6 +1486,12 @@ def main():
     ap.add_argument("--triggers", type=int, default=100, help="fan-out messages per run")
     ap.add_argument("--addresses", type=int, default=1000000,
                     help="addresses of 100-byte state in the checkpoint workload")
+    ap.add_argument("--scale-addresses", type=int, default=10000000,
+                    help="addresses of 100-byte state in the state-scale workload")
+    ap.add_argument("--scale-messages", type=int, default=300000,
+                    help="messages per steady run in the state-scale workload")
+    ap.add_argument("--scale-load-budget", type=float, default=420,
+                    help="seconds after which the state-scale load stops where it is")
     ap.add_argument("--no-rates", dest="rates", action="store_false",
                     help="skip the 50%%/90%% fixed-rate runs")
     ap.add_argument("--ingress-fsync", default=None, help="passed to statefun run")
