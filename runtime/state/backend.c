@@ -503,11 +503,14 @@ int sf_state_scan_address(sf_state_backend_t *b, uint16_t kg, const sf_addr_t *a
     return rv;
 }
 
-int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now_ms,
-                        sf_state_entry_cb cb, void *user_data)
+/* Scans the |kind| records of each key group in [kg_lo, kg_hi), one range per key group
+ * (a key group's kinds are interleaved, so the whole range is not one key range), stopping
+ * at the first nonzero result, or with SF_ESTATE after a key group that set |*corrupt|
+ * (NULL: no such check). */
+static int scan_kind_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, uint8_t kind,
+                           sf__kv_cb kv, void *ctx, const int *corrupt)
 {
     sf__sbuf_t lo, hi;
-    scan_ctx_t c = {now_ms, cb, user_data, 0};
     uint32_t kg;
     int rv = 0;
     if (check_range(b, kg_lo, kg_hi) != 0)
@@ -516,13 +519,22 @@ int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, i
     sf__sbuf_init(&hi);
     for (kg = kg_lo; kg < kg_hi && rv == 0; kg++) {
         lo.len = hi.len = 0;
-        sf__key_kind(&lo, (uint16_t)kg, SF__KIND_STATE);
-        sf__key_kind(&hi, (uint16_t)kg, SF__KIND_STATE + 1);
-        rv = scan_states(b, &lo, &hi, &c);
+        sf__key_kind(&lo, (uint16_t)kg, kind);
+        sf__key_kind(&hi, (uint16_t)kg, (uint8_t)(kind + 1));
+        rv = b->vt->scan(b, lo.p, lo.len, hi.p, hi.len, 0, kv, ctx);
+        if (rv == 0 && corrupt != NULL && *corrupt)
+            rv = SF_ESTATE;
     }
     sf__sbuf_dispose(&lo);
     sf__sbuf_dispose(&hi);
     return rv;
+}
+
+int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now_ms,
+                        sf_state_entry_cb cb, void *user_data)
+{
+    scan_ctx_t c = {now_ms, cb, user_data, 0};
+    return scan_kind_range(b, kg_lo, kg_hi, SF__KIND_STATE, scan_state_kv, &c, &c.corrupt);
 }
 
 bool sf__expired_entry(sf_state_backend_t *b, const uint8_t *key, size_t klen, const uint8_t *v,
@@ -920,22 +932,7 @@ int sf_state_timers_scan(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi,
                          sf_state_timer_cb cb, void *user_data)
 {
     tscan_ctx_t c = {cb, user_data};
-    sf__sbuf_t lo, hi;
-    uint32_t kg;
-    int rv = 0;
-    if (check_range(b, kg_lo, kg_hi) != 0)
-        return SF_EINVAL;
-    sf__sbuf_init(&lo);
-    sf__sbuf_init(&hi);
-    for (kg = kg_lo; kg < kg_hi && rv == 0; kg++) {
-        lo.len = hi.len = 0;
-        sf__key_kind(&lo, (uint16_t)kg, SF__KIND_TIMER);
-        sf__key_kind(&hi, (uint16_t)kg, SF__KIND_TIMER + 1);
-        rv = b->vt->scan(b, lo.p, lo.len, hi.p, hi.len, 0, scan_timer_kv, &c);
-    }
-    sf__sbuf_dispose(&lo);
-    sf__sbuf_dispose(&hi);
-    return rv;
+    return scan_kind_range(b, kg_lo, kg_hi, SF__KIND_TIMER, scan_timer_kv, &c, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
