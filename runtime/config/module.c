@@ -435,11 +435,10 @@ typedef struct endpoint_ctx_s {
     sf_endpoint_spec_t *e;
     yaml_node_t *url_node, *protocol_node;
     yaml_node_t *transport_key; /* where transport-wide problems are reported */
-    /* Values from transport.timeouts win over transport.call/connect. */
-    bool call_set, connect_set, read_set, write_set;
-    bool tcall_set, tconnect_set;
-    uint64_t direct_call, direct_connect;
+    /* Where each timeout was set (NULL: it keeps its default). */
     yaml_node_t *call_node, *connect_node, *read_node, *write_node;
+    /* Values from transport.timeouts win over transport.call/connect. */
+    bool tcall_set, tconnect_set;
     bool custom_transport; /* unknown transport type: its fields are not checked */
 } endpoint_ctx_t;
 
@@ -470,40 +469,36 @@ static void f_max_batch(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
         x->e->max_num_batch_requests = (uint32_t)n;
 }
 
+/* One timeout into |*ms|, remembering in |*node| where it was set. */
+static void set_timeout(pctx_t *c, yaml_node_t *v, const char *what, uint64_t *ms,
+                        yaml_node_t **node)
+{
+    if (get_duration(c, v, what, true, ms))
+        *node = v;
+}
+
 static void t_call(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "timeouts.call", true, &x->e->call_timeout_ms)) {
-        x->tcall_set = x->call_set = true;
-        x->call_node = v;
-    }
+    set_timeout(c, v, "timeouts.call", &x->e->call_timeout_ms, &x->call_node);
 }
 
 static void t_connect(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "timeouts.connect", true, &x->e->connect_timeout_ms)) {
-        x->tconnect_set = x->connect_set = true;
-        x->connect_node = v;
-    }
+    set_timeout(c, v, "timeouts.connect", &x->e->connect_timeout_ms, &x->connect_node);
 }
 
 static void t_read(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "timeouts.read", true, &x->e->read_timeout_ms)) {
-        x->read_set = true;
-        x->read_node = v;
-    }
+    set_timeout(c, v, "timeouts.read", &x->e->read_timeout_ms, &x->read_node);
 }
 
 static void t_write(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "timeouts.write", true, &x->e->write_timeout_ms)) {
-        x->write_set = true;
-        x->write_node = v;
-    }
+    set_timeout(c, v, "timeouts.write", &x->e->write_timeout_ms, &x->write_node);
 }
 
 static const field_t timeout_fields[] = {
@@ -518,28 +513,25 @@ static void f_timeouts(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
     parse_fields(c, k, v, timeout_fields, SF_ARRAY_SIZE(timeout_fields), obj, "'timeouts'");
 }
 
-/* transport.call / transport.connect: the async transport's own fields. */
+/* transport.call / transport.connect: the async transport's own fields, checked even when
+ * transport.timeouts.call / .connect (set before the fields are parsed) override them. */
 static void tr_call(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "transport.call", true, &x->direct_call)) {
-        if (!x->tcall_set) {
-            x->e->call_timeout_ms = x->direct_call;
-            x->call_set = true;
-            x->call_node = v;
-        }
+    uint64_t ms;
+    if (get_duration(c, v, "transport.call", true, &ms) && !x->tcall_set) {
+        x->e->call_timeout_ms = ms;
+        x->call_node = v;
     }
 }
 
 static void tr_connect(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    if (get_duration(c, v, "transport.connect", true, &x->direct_connect)) {
-        if (!x->tconnect_set) {
-            x->e->connect_timeout_ms = x->direct_connect;
-            x->connect_set = true;
-            x->connect_node = v;
-        }
+    uint64_t ms;
+    if (get_duration(c, v, "transport.connect", true, &ms) && !x->tconnect_set) {
+        x->e->connect_timeout_ms = ms;
+        x->connect_node = v;
     }
 }
 
@@ -650,7 +642,7 @@ static const field_t okhttp_fields[] = {
 static void f_transport(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
 {
     endpoint_ctx_t *x = obj;
-    yaml_node_t *type, *t_call_node, *t_key = NULL;
+    yaml_node_t *type, *timeouts, *t_key = NULL;
     const char *ts;
 
     x->transport_key = k;
@@ -682,11 +674,9 @@ static void f_transport(pctx_t *c, yaml_node_t *k, yaml_node_t *v, void *obj)
         }
     }
     /* transport.timeouts.call wins over transport.call, as in StateFun. */
-    t_call_node = map_get(c, map_get(c, v, "timeouts", NULL), "call", NULL);
-    if (t_call_node)
-        x->tcall_set = true;
-    if (map_get(c, map_get(c, v, "timeouts", NULL), "connect", NULL))
-        x->tconnect_set = true;
+    timeouts = map_get(c, v, "timeouts", NULL);
+    x->tcall_set = map_get(c, timeouts, "call", NULL) != NULL;
+    x->tconnect_set = map_get(c, timeouts, "connect", NULL) != NULL;
     if (x->e->transport == SF_TRANSPORT_OKHTTP)
         parse_fields(c, k, v, okhttp_fields, SF_ARRAY_SIZE(okhttp_fields), x,
                      "'transport' (io.statefun.transports.v1/okhttp)");
@@ -723,6 +713,19 @@ static const field_t endpoint_v1_fields[] = {
     {"transport", NULL, 0,
      "io.statefun.endpoints.v1/http has no transport; use io.statefun.endpoints.v2/http"},
 };
+
+/* A timeout against the call timeout: one written explicitly (|node| set) may not exceed it,
+ * a defaulted one is clamped to it. */
+static void check_timeout(pctx_t *c, yaml_node_t *node, const char *what, uint64_t *ms,
+                          uint64_t call_ms)
+{
+    if (*ms <= call_ms)
+        return;
+    if (node)
+        ERR(c, node, "%s timeout cannot be larger than the call timeout", what);
+    else
+        *ms = call_ms;
+}
 
 /* Checks the URL template: scheme, syntax (with a sample function name). */
 static void check_url(pctx_t *c, endpoint_ctx_t *x)
@@ -787,19 +790,10 @@ static void check_endpoint(pctx_t *c, endpoint_ctx_t *x, yaml_node_t *spec)
         WARN(c, x->transport_key, "TLS settings are ignored: urlPathTemplate is not https");
 
     /* As StateFun: explicit timeouts may not exceed the call timeout. */
-    if (x->connect_set && e->connect_timeout_ms > e->call_timeout_ms)
-        ERR(c, x->connect_node, "connect timeout cannot be larger than the call timeout");
-    if (x->read_set && e->read_timeout_ms > e->call_timeout_ms)
-        ERR(c, x->read_node, "read timeout cannot be larger than the call timeout");
-    if (x->write_set && e->write_timeout_ms > e->call_timeout_ms)
-        ERR(c, x->write_node, "write timeout cannot be larger than the call timeout");
     /* Defaulted ones are clamped to a shorter call timeout. */
-    if (!x->connect_set && e->connect_timeout_ms > e->call_timeout_ms)
-        e->connect_timeout_ms = e->call_timeout_ms;
-    if (!x->read_set && e->read_timeout_ms > e->call_timeout_ms)
-        e->read_timeout_ms = e->call_timeout_ms;
-    if (!x->write_set && e->write_timeout_ms > e->call_timeout_ms)
-        e->write_timeout_ms = e->call_timeout_ms;
+    check_timeout(c, x->connect_node, "connect", &e->connect_timeout_ms, e->call_timeout_ms);
+    check_timeout(c, x->read_node, "read", &e->read_timeout_ms, e->call_timeout_ms);
+    check_timeout(c, x->write_node, "write", &e->write_timeout_ms, e->call_timeout_ms);
 }
 
 static void endpoint_dispose(sf_endpoint_spec_t *e)
