@@ -104,22 +104,40 @@ static sf_pb_expiration_spec_t *expiration_new(sf_arena_t *arena, const sf_value
 }
 
 /*
- * Builds the IncompleteInvocationContext when declared states are missing.
- * Sets |*out| to NULL when nothing is missing. Returns 0 or SF_ENOMEM.
+ * Fills the slots from the request's states, looking each declared spec up
+ * once. Returns how many declared states the request does not carry.
  */
-static int incomplete_context(const sf__function_t *fn, const sf_pb_batch_request_t *batch,
-                              sf_arena_t *arena, sf_pb_from_function_t **out)
+static size_t slots_init(sf_ctx_t *ctx, const sf_pb_batch_request_t *batch)
 {
+    size_t i, missing = 0;
+    for (i = 0; i < ctx->fn->nspecs; i++) {
+        sf__slot_t *s = &ctx->slots[i];
+        const sf_pb_persisted_value_t *pv = request_state(batch, ctx->fn->specs[i].name);
+        const sf_pb_typed_value_t *tv = pv ? pv->state_value : NULL;
+        memset(s, 0, sizeof *s);
+        s->spec = &ctx->fn->specs[i];
+        s->in_request = pv != NULL;
+        missing += !pv;
+        if (tv && tv->has_value) {
+            s->has_value = s->orig_has_value = true;
+            s->data = s->orig_data = tv->value.data;
+            s->len = s->orig_len = tv->value.data ? tv->value.len : 0;
+        }
+    }
+    return missing;
+}
+
+/*
+ * Builds the IncompleteInvocationContext that lists the |missing| declared
+ * states the request does not carry (the slots not in the request).
+ * Returns 0 or SF_ENOMEM.
+ */
+static int incomplete_context(const sf_ctx_t *ctx, size_t missing, sf_pb_from_function_t **out)
+{
+    sf_arena_t *arena = ctx->arena;
     sf_pb_from_function_t *ff;
     sf_pb_incomplete_context_t *ic;
-    size_t i, missing = 0;
-
-    *out = NULL;
-    for (i = 0; i < fn->nspecs; i++)
-        if (!request_state(batch, fn->specs[i].name))
-            missing++;
-    if (missing == 0)
-        return SF_OK;
+    size_t i;
 
     ff = ARENA_NEW(arena, sf_pb_from_function_t, SF_PB_FROM_FUNCTION_INIT);
     ic = ARENA_NEW(arena, sf_pb_incomplete_context_t, SF_PB_INCOMPLETE_CONTEXT_INIT);
@@ -128,10 +146,10 @@ static int incomplete_context(const sf__function_t *fn, const sf_pb_batch_reques
     ic->missing_values = sf_arena_alloc(arena, missing * sizeof *ic->missing_values);
     if (!ic->missing_values)
         return SF_ENOMEM;
-    for (i = 0; i < fn->nspecs; i++) {
-        const sf_value_spec_t *spec = &fn->specs[i];
+    for (i = 0; i < ctx->fn->nspecs; i++) {
+        const sf_value_spec_t *spec = ctx->slots[i].spec;
         sf_pb_value_spec_t *vs;
-        if (request_state(batch, spec->name))
+        if (ctx->slots[i].in_request)
             continue;
         vs = ARENA_NEW(arena, sf_pb_value_spec_t, SF_PB_VALUE_SPEC_INIT);
         if (!vs)
@@ -148,23 +166,6 @@ static int incomplete_context(const sf__function_t *fn, const sf_pb_batch_reques
     ff->incomplete_invocation_context = ic;
     *out = ff;
     return SF_OK;
-}
-
-static void slots_init(sf_ctx_t *ctx, const sf_pb_batch_request_t *batch)
-{
-    size_t i;
-    for (i = 0; i < ctx->fn->nspecs; i++) {
-        sf__slot_t *s = &ctx->slots[i];
-        const sf_pb_persisted_value_t *pv = request_state(batch, ctx->fn->specs[i].name);
-        const sf_pb_typed_value_t *tv = pv ? pv->state_value : NULL;
-        memset(s, 0, sizeof *s);
-        s->spec = &ctx->fn->specs[i];
-        if (tv && tv->has_value) {
-            s->has_value = s->orig_has_value = true;
-            s->data = s->orig_data = tv->value.data;
-            s->len = s->orig_len = tv->value.data ? tv->value.len : 0;
-        }
-    }
 }
 
 /*
@@ -244,11 +245,15 @@ static int invocation_response(sf_ctx_t *ctx, sf_pb_from_function_t **out)
     return SF_OK;
 }
 
+/*
+ * Runs the batch through |fn|, or answers with an IncompleteInvocationContext
+ * when declared states are missing (the function does not run then).
+ */
 static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batch,
                      sf_arena_t *arena, sf_pb_from_function_t **out, const char **reason)
 {
     sf_ctx_t ctx;
-    size_t i;
+    size_t i, missing = 0;
     int rv;
 
     memset(&ctx, 0, sizeof ctx);
@@ -261,8 +266,10 @@ static int run_batch(const sf__function_t *fn, const sf_pb_batch_request_t *batc
         ctx.slots = sf_arena_alloc(arena, fn->nspecs * sizeof *ctx.slots);
         if (!ctx.slots)
             return SF_ENOMEM;
-        slots_init(&ctx, batch);
+        missing = slots_init(&ctx, batch);
     }
+    if (missing)
+        return incomplete_context(&ctx, missing, out);
 
     for (i = 0; i < batch->n_invocations; i++) {
         const sf_pb_to_invocation_t *inv = batch->invocations[i];
@@ -339,14 +346,9 @@ static int invoke_pb(const sf_functions_t *fns, const sf__function_t *only,
                                    "this path serves %s, not %s", only->type, fn->type);
         return SF_ENOTFOUND;
     }
-    if ((rv = incomplete_context(fn, batch, arena, out)) != 0)
-        goto fail;
-    if (*out)
-        return SF_OK;
     rv = run_batch(fn, batch, arena, out, &why);
     if (rv == 0)
         return SF_OK;
-fail:
     *out = NULL;
     *reason = why ? why : sf_strerror(rv);
     return rv;

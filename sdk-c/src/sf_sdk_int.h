@@ -55,6 +55,7 @@ int sf__vec_push(sf_arena_t *arena, sf__vec_t *vec, void *item);
 /** The current value of one declared state during a batch. */
 typedef struct sf__slot_s {
     const sf_value_spec_t *spec; /* the declaration (registry memory) */
+    bool in_request;             /* the request carried the state (maybe empty) */
     bool has_value;              /* current value present */
     const uint8_t *data;         /* current bytes (request or arena memory) */
     size_t len;
