@@ -215,17 +215,28 @@ int sf_proto_encode_double(double v, sf_buf_t *out)
 
 int sf_proto_encode_string(const char *s, size_t len, sf_buf_t *out)
 {
-    /* The generated struct wants a NUL-terminated string; encode by hand
-     * through protobuf-c's own primitives would need one too, so copy. */
-    Io__Statefun__Sdk__Types__StringWrapper m = IO__STATEFUN__SDK__TYPES__STRING_WRAPPER__INIT;
-    char *tmp = sf_mem_strndup(out->_mem, s, len);
+    /* StringWrapper is one length-delimited field 1: the tag byte 0x0a, the
+     * length as a varint, the bytes. Written by hand rather than through the
+     * generated struct, which would want a NUL-terminated copy of |s| (one
+     * allocation per value on the ingress path). As with that copy, the
+     * value ends at the first NUL, and proto3 leaves an empty string out. */
+    uint8_t hdr[1 + 10];
+    size_t n = 0, v;
     int rv;
-    if (!tmp)
-        return SF_ENOMEM;
-    m.value = tmp;
-    rv = sf_proto_pack_message(&m.base, out);
-    sf_mem_free(out->_mem, tmp);
-    return rv;
+
+    len = len ? strnlen(s, len) : 0;
+    if (len == 0)
+        return SF_OK;
+    hdr[n++] = 0x0a;
+    for (v = len; v >= 0x80; v >>= 7)
+        hdr[n++] = (uint8_t)(v | 0x80);
+    hdr[n++] = (uint8_t)v;
+    if ((rv = sf_buf_reserve(out, n + len)) != 0)
+        return rv;
+    memcpy(out->base + out->len, hdr, n);
+    memcpy(out->base + out->len + n, s, len);
+    out->len += n + len;
+    return SF_OK;
 }
 
 /* The numeric wrappers hold no pointers, so they unpack into a small buffer
