@@ -255,6 +255,15 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(r->topts, 1);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(r->topts, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(r->topts, 1);
+    /* Partitioned index and filters, in 4 KiB blocks under a pinned top level: a whole-file
+     * filter of a large table (millions of compressible values) outgrows its 4 MiB block
+     * cache shard, is dropped as soon as it is released and is read again by every get
+     * (gets collapsed past about 3.5M addresses: docs/benchmarks.md, state-scale). */
+    rocksdb_block_based_options_set_index_type(
+        r->topts, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(r->topts, 1);
+    rocksdb_block_based_options_set_metadata_block_size(r->topts, 4096);
+    rocksdb_block_based_options_set_pin_top_level_index_and_filter(r->topts, 1);
     rocksdb_block_based_options_set_format_version(r->topts, 5);
     /* A hash index inside data blocks speeds up point reads. */
     rocksdb_block_based_options_set_data_block_index_type(
