@@ -84,7 +84,24 @@ bool sf_message_is_string(const sf_message_t *msg)
     return sf_message_is(msg, SF_TYPE_STRING);
 }
 
-#define MESSAGE_AS(fn, ctype, tname)                                                               \
+/*
+ * The scalar built-in types, one X(suffix, C type, typename, wrapper message,
+ * wrapper initializer) each: every typed accessor below is generated from
+ * this one table.
+ */
+#define SCALAR_TYPES(X)                                                                            \
+    X(bool, bool, SF_TYPE_BOOL, Io__Statefun__Sdk__Types__BooleanWrapper,                          \
+      IO__STATEFUN__SDK__TYPES__BOOLEAN_WRAPPER__INIT)                                             \
+    X(int, int32_t, SF_TYPE_INT, Io__Statefun__Sdk__Types__IntWrapper,                             \
+      IO__STATEFUN__SDK__TYPES__INT_WRAPPER__INIT)                                                 \
+    X(long, int64_t, SF_TYPE_LONG, Io__Statefun__Sdk__Types__LongWrapper,                          \
+      IO__STATEFUN__SDK__TYPES__LONG_WRAPPER__INIT)                                                \
+    X(float, float, SF_TYPE_FLOAT, Io__Statefun__Sdk__Types__FloatWrapper,                         \
+      IO__STATEFUN__SDK__TYPES__FLOAT_WRAPPER__INIT)                                               \
+    X(double, double, SF_TYPE_DOUBLE, Io__Statefun__Sdk__Types__DoubleWrapper,                     \
+      IO__STATEFUN__SDK__TYPES__DOUBLE_WRAPPER__INIT)
+
+#define MESSAGE_AS(fn, ctype, tname, wrapper, init)                                                \
     int sf_message_as_##fn(const sf_message_t *msg, ctype *v)                                      \
     {                                                                                              \
         if (!msg || !v)                                                                            \
@@ -94,11 +111,7 @@ bool sf_message_is_string(const sf_message_t *msg)
         return sf_proto_decode_##fn(msg->data, msg->len, v);                                       \
     }
 
-MESSAGE_AS(bool, bool, SF_TYPE_BOOL)
-MESSAGE_AS(int, int32_t, SF_TYPE_INT)
-MESSAGE_AS(long, int64_t, SF_TYPE_LONG)
-MESSAGE_AS(float, float, SF_TYPE_FLOAT)
-MESSAGE_AS(double, double, SF_TYPE_DOUBLE)
+SCALAR_TYPES(MESSAGE_AS)
 
 /* An allocator for protobuf-c that takes arena memory and notes failures, so
  * that a decode which failed for lack of memory is told from malformed bytes
@@ -161,40 +174,16 @@ static int arena_pack(sf_arena_t *arena, const ProtobufCMessage *m, uint8_t **da
     return SF_OK;
 }
 
-static int pack_bool(sf_arena_t *a, bool v, uint8_t **d, size_t *n)
-{
-    Io__Statefun__Sdk__Types__BooleanWrapper m = IO__STATEFUN__SDK__TYPES__BOOLEAN_WRAPPER__INIT;
-    m.value = v;
-    return arena_pack(a, &m.base, d, n);
-}
+/* Packs the scalar |v| as its wrapper message into fresh arena memory. */
+#define PACK_SCALAR(fn, ctype, tname, wrapper, init)                                               \
+    static int pack_##fn(sf_arena_t *a, ctype v, uint8_t **d, size_t *n)                           \
+    {                                                                                              \
+        wrapper m = init;                                                                          \
+        m.value = v;                                                                               \
+        return arena_pack(a, &m.base, d, n);                                                       \
+    }
 
-static int pack_int(sf_arena_t *a, int32_t v, uint8_t **d, size_t *n)
-{
-    Io__Statefun__Sdk__Types__IntWrapper m = IO__STATEFUN__SDK__TYPES__INT_WRAPPER__INIT;
-    m.value = v;
-    return arena_pack(a, &m.base, d, n);
-}
-
-static int pack_long(sf_arena_t *a, int64_t v, uint8_t **d, size_t *n)
-{
-    Io__Statefun__Sdk__Types__LongWrapper m = IO__STATEFUN__SDK__TYPES__LONG_WRAPPER__INIT;
-    m.value = v;
-    return arena_pack(a, &m.base, d, n);
-}
-
-static int pack_float(sf_arena_t *a, float v, uint8_t **d, size_t *n)
-{
-    Io__Statefun__Sdk__Types__FloatWrapper m = IO__STATEFUN__SDK__TYPES__FLOAT_WRAPPER__INIT;
-    m.value = v;
-    return arena_pack(a, &m.base, d, n);
-}
-
-static int pack_double(sf_arena_t *a, double v, uint8_t **d, size_t *n)
-{
-    Io__Statefun__Sdk__Types__DoubleWrapper m = IO__STATEFUN__SDK__TYPES__DOUBLE_WRAPPER__INIT;
-    m.value = v;
-    return arena_pack(a, &m.base, d, n);
-}
+SCALAR_TYPES(PACK_SCALAR)
 
 /* |s| of |slen| bytes; a NUL inside would be cut by the wrapper: SF_EINVAL. */
 static int pack_string(sf_arena_t *a, const char *s, size_t slen, uint8_t **d, size_t *n)
@@ -241,7 +230,7 @@ int sf_storage_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t
     return s->has_value ? SF_OK : SF_EMPTY;
 }
 
-#define STATE_GET(fn, ctype, tname)                                                                \
+#define STATE_GET(fn, ctype, tname, wrapper, init)                                                 \
     int sf_storage_get_##fn(sf_ctx_t *ctx, const char *name, ctype *v)                             \
     {                                                                                              \
         sf__slot_t *s;                                                                             \
@@ -255,11 +244,7 @@ int sf_storage_get(sf_ctx_t *ctx, const char *name, const uint8_t **data, size_t
         return sf_proto_decode_##fn(s->data, s->len, v);                                           \
     }
 
-STATE_GET(bool, bool, SF_TYPE_BOOL)
-STATE_GET(int, int32_t, SF_TYPE_INT)
-STATE_GET(long, int64_t, SF_TYPE_LONG)
-STATE_GET(float, float, SF_TYPE_FLOAT)
-STATE_GET(double, double, SF_TYPE_DOUBLE)
+SCALAR_TYPES(STATE_GET)
 
 int sf_storage_get_string(sf_ctx_t *ctx, const char *name, const char **str, size_t *len)
 {
@@ -299,7 +284,7 @@ int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len
     return SF_OK;
 }
 
-#define STATE_SET(fn, ctype, tname)                                                                \
+#define STATE_SET(fn, ctype, tname, wrapper, init)                                                 \
     int sf_storage_set_##fn(sf_ctx_t *ctx, const char *name, ctype v)                              \
     {                                                                                              \
         sf__slot_t *s;                                                                             \
@@ -314,11 +299,7 @@ int sf_storage_set(sf_ctx_t *ctx, const char *name, const void *data, size_t len
         return SF_OK;                                                                              \
     }
 
-STATE_SET(bool, bool, SF_TYPE_BOOL)
-STATE_SET(int, int32_t, SF_TYPE_INT)
-STATE_SET(long, int64_t, SF_TYPE_LONG)
-STATE_SET(float, float, SF_TYPE_FLOAT)
-STATE_SET(double, double, SF_TYPE_DOUBLE)
+SCALAR_TYPES(STATE_SET)
 
 int sf_storage_set_string(sf_ctx_t *ctx, const char *name, const char *str, size_t len)
 {
@@ -419,7 +400,7 @@ int sf_send(sf_ctx_t *ctx, const char *type, const char *id, const char *type_na
     return note(ctx, send_message(ctx, type, id, type_name, data, len, false));
 }
 
-#define SEND_TYPED(fn, ctype, tname)                                                               \
+#define SEND_TYPED(fn, ctype, tname, wrapper, init)                                                \
     int sf_send_##fn(sf_ctx_t *ctx, const char *type, const char *id, ctype v)                     \
     {                                                                                              \
         uint8_t *d;                                                                                \
@@ -432,11 +413,7 @@ int sf_send(sf_ctx_t *ctx, const char *type, const char *id, const char *type_na
         return note(ctx, send_message(ctx, type, id, tname, d, n, true));                          \
     }
 
-SEND_TYPED(bool, bool, SF_TYPE_BOOL)
-SEND_TYPED(int, int32_t, SF_TYPE_INT)
-SEND_TYPED(long, int64_t, SF_TYPE_LONG)
-SEND_TYPED(float, float, SF_TYPE_FLOAT)
-SEND_TYPED(double, double, SF_TYPE_DOUBLE)
+SCALAR_TYPES(SEND_TYPED)
 
 int sf_send_string(sf_ctx_t *ctx, const char *type, const char *id, const char *s)
 {
