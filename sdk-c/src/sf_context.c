@@ -331,17 +331,22 @@ int sf_storage_delete(sf_ctx_t *ctx, const char *name)
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                    */
 
-/* A TypedValue in the arena around |data| (already in the arena when
- * |owned|, else copied). */
+/*
+ * A TypedValue in the arena around |data|. When |owned|, |type_name| is a
+ * built-in constant and |data| is in the arena already, so neither is copied;
+ * otherwise both are the caller's and are copied.
+ */
 static sf_pb_typed_value_t *typed_value(sf_arena_t *arena, const char *type_name, const void *data,
                                         size_t len, bool owned)
 {
-    sf_pb_typed_value_t init = SF_PB_TYPED_VALUE_INIT;
-    sf_pb_typed_value_t *tv = sf_arena_alloc(arena, sizeof *tv);
+    sf_pb_typed_value_t *tv = ARENA_NEW(arena, sf_pb_typed_value_t, SF_PB_TYPED_VALUE_INIT);
     if (!tv)
         return NULL;
-    *tv = init;
-    if (!(tv->typename_ = sf_arena_strndup(arena, type_name, strlen(type_name))))
+    /* The generated struct is not const-correct; a built-in name is never
+     * written through. */
+    tv->typename_ =
+        owned ? (char *)type_name : sf_arena_strndup(arena, type_name, strlen(type_name));
+    if (!tv->typename_)
         return NULL;
     tv->has_value = 1;
     if (owned || len == 0) {
@@ -359,14 +364,12 @@ static sf_pb_typed_value_t *typed_value(sf_arena_t *arena, const char *type_name
 static int target_address(sf_arena_t *arena, const char *type, const char *id,
                           sf_pb_address_t **out)
 {
-    sf_pb_address_t init = SF_PB_ADDRESS_INIT;
     sf_pb_address_t *a;
     int rv;
     if (!type || !id || !*id)
         return SF_EINVAL;
-    if (!(a = sf_arena_alloc(arena, sizeof *a)))
+    if (!(a = ARENA_NEW(arena, sf_pb_address_t, SF_PB_ADDRESS_INIT)))
         return SF_ENOMEM;
-    *a = init;
     rv = sf_proto_typename_split(arena, type, strlen(type), &a->namespace_, &a->type);
     if (rv != 0)
         return rv;
@@ -379,14 +382,12 @@ static int target_address(sf_arena_t *arena, const char *type, const char *id,
 static int send_message(sf_ctx_t *ctx, const char *type, const char *id, const char *type_name,
                         const void *data, size_t len, bool owned)
 {
-    sf_pb_from_invocation_t init = SF_PB_FROM_INVOCATION_INIT;
     sf_pb_from_invocation_t *m;
     int rv;
     if (!ctx || !type_name || !*type_name || (!data && len))
         return SF_EINVAL;
-    if (!(m = sf_arena_alloc(ctx->arena, sizeof *m)))
+    if (!(m = ARENA_NEW(ctx->arena, sf_pb_from_invocation_t, SF_PB_FROM_INVOCATION_INIT)))
         return SF_ENOMEM;
-    *m = init;
     if ((rv = target_address(ctx->arena, type, id, &m->target)) != 0)
         return rv;
     if (!(m->argument = typed_value(ctx->arena, type_name, data, len, owned)))
@@ -431,14 +432,12 @@ static int send_delayed(sf_ctx_t *ctx, int64_t delay_ms, const char *type, const
                         const char *token, const char *type_name, const void *data, size_t len,
                         bool owned)
 {
-    sf_pb_delayed_invocation_t init = SF_PB_DELAYED_INVOCATION_INIT;
     sf_pb_delayed_invocation_t *d;
     int rv;
     if (!ctx || delay_ms < 0 || !type_name || !*type_name || (!data && len))
         return SF_EINVAL;
-    if (!(d = sf_arena_alloc(ctx->arena, sizeof *d)))
+    if (!(d = ARENA_NEW(ctx->arena, sf_pb_delayed_invocation_t, SF_PB_DELAYED_INVOCATION_INIT)))
         return SF_ENOMEM;
-    *d = init;
     d->delay_in_ms = delay_ms;
     if ((rv = target_address(ctx->arena, type, id, &d->target)) != 0)
         return rv;
@@ -474,13 +473,11 @@ int sf_send_after_string(sf_ctx_t *ctx, int64_t delay_ms, const char *type, cons
 
 int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token)
 {
-    sf_pb_delayed_invocation_t init = SF_PB_DELAYED_INVOCATION_INIT;
     sf_pb_delayed_invocation_t *d;
     if (!ctx || !cancellation_token || !*cancellation_token)
         return SF_EINVAL;
-    if (!(d = sf_arena_alloc(ctx->arena, sizeof *d)))
+    if (!(d = ARENA_NEW(ctx->arena, sf_pb_delayed_invocation_t, SF_PB_DELAYED_INVOCATION_INIT)))
         return note(ctx, SF_ENOMEM);
-    *d = init;
     d->is_cancellation_request = 1;
     d->cancellation_token =
         sf_arena_strndup(ctx->arena, cancellation_token, strlen(cancellation_token));
@@ -492,14 +489,12 @@ int sf_cancel_delayed(sf_ctx_t *ctx, const char *cancellation_token)
 static int send_egress(sf_ctx_t *ctx, const char *egress, const char *type_name, const void *data,
                        size_t len, bool owned)
 {
-    sf_pb_egress_message_t init = SF_PB_EGRESS_MESSAGE_INIT;
     sf_pb_egress_message_t *e;
     int rv;
     if (!ctx || !egress || !type_name || !*type_name || (!data && len))
         return SF_EINVAL;
-    if (!(e = sf_arena_alloc(ctx->arena, sizeof *e)))
+    if (!(e = ARENA_NEW(ctx->arena, sf_pb_egress_message_t, SF_PB_EGRESS_MESSAGE_INIT)))
         return SF_ENOMEM;
-    *e = init;
     rv = sf_proto_typename_split(ctx->arena, egress, strlen(egress), &e->egress_namespace,
                                  &e->egress_type);
     if (rv != 0)

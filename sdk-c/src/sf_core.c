@@ -22,16 +22,6 @@
 
 #include "sf_sdk_int.h"
 
-#define ARENA_NEW(arena, type, init)                                                               \
-    ({                                                                                             \
-        type *p_ = sf_arena_alloc((arena), sizeof(type));                                          \
-        if (p_) {                                                                                  \
-            type i_ = init;                                                                        \
-            *p_ = i_;                                                                              \
-        }                                                                                          \
-        p_;                                                                                        \
-    })
-
 int sf__vec_push(sf_arena_t *arena, sf__vec_t *vec, void *item)
 {
     if (vec->n == vec->cap) {

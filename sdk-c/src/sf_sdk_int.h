@@ -42,6 +42,20 @@ struct sf_functions_s {
 const sf__function_t *sf__functions_find(const sf_functions_t *fns, const char *ns,
                                          const char *name);
 
+/**
+ * A new |type| in |arena|, set to |init| (a generated *_INIT); NULL when the
+ * arena is out of memory.
+ */
+#define ARENA_NEW(arena, type, init)                                                               \
+    ({                                                                                             \
+        type *p_ = sf_arena_alloc((arena), sizeof(type));                                          \
+        if (p_) {                                                                                  \
+            type i_ = init;                                                                        \
+            *p_ = i_;                                                                              \
+        }                                                                                          \
+        p_;                                                                                        \
+    })
+
 /** A growable array of pointers that lives in an arena. */
 typedef struct sf__vec_s {
     void **items;
