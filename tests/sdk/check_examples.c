@@ -17,15 +17,10 @@
  */
 #include <check.h>
 #include <dlfcn.h>
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sf_proto.h"
@@ -39,24 +34,6 @@ static char base_url[300];
 /* ------------------------------------------------------------------------ */
 /* The server child                                                           */
 
-static void stop_child(void)
-{
-    int st, i;
-    if (child <= 0)
-        return;
-    kill(child, SIGTERM);
-    for (i = 0; i < 500; i++) {
-        if (waitpid(child, &st, WNOHANG) == child) {
-            child = -1;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(child, SIGKILL);
-    waitpid(child, &st, 0);
-    child = -1;
-}
-
 /*
  * Starts |prog| with |args| (NULL-terminated) and waits up to 10 s for its
  * "listening on ADDRESS" line; copies ADDRESS into |addr|.
@@ -64,44 +41,18 @@ static void stop_child(void)
 static void start_child(const char *prog, const char *const *args, char *addr, size_t addr_size)
 {
     char path[512], line[512];
-    const char *argv[16];
-    size_t n = 0, got = 0;
-    int fds[2];
-    struct pollfd pfd;
-    time_t deadline = time(NULL) + 10;
+    char *argv[16];
+    size_t n = 0;
 
     snprintf(path, sizeof path, "%s/examples/%s", sf_test_build(), prog);
     argv[n++] = path;
     while (args && *args && n < 15)
-        argv[n++] = *args++;
+        argv[n++] = (char *)*args++;
     argv[n] = NULL;
-    ck_assert_int_eq(pipe(fds), 0);
-    child = fork();
-    ck_assert_int_ge(child, 0);
-    if (child == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    pfd.fd = fds[0];
-    pfd.events = POLLIN;
-    while (got < sizeof line - 1 && !memchr(line, '\n', got) && time(NULL) < deadline) {
-        ssize_t r;
-        if (poll(&pfd, 1, 200) <= 0)
-            continue;
-        r = read(fds[0], line + got, sizeof line - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        line[got] = '\0';
-    }
-    close(fds[0]);
-    line[got] = '\0';
-    ck_assert_msg(strncmp(line, "listening on ", 13) == 0, "%s did not start: '%s'", prog, line);
-    line[strcspn(line, "\n")] = '\0';
+    line[0] = '\0';
+    child = sf_test_spawn_line(argv, line, sizeof line, 10000);
+    ck_assert_msg(child > 0 && strncmp(line, "listening on ", 13) == 0, "%s did not start: '%s'",
+                  prog, line);
     snprintf(addr, addr_size, "%s", line + 13);
 }
 
@@ -124,7 +75,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    stop_child();
+    sf_test_kill(child);
+    child = -1;
     sf_test_rmtree(tmpdir);
     tmpdir = NULL;
 }
