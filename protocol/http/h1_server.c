@@ -13,6 +13,7 @@
  * Threading: loop thread only.
  */
 #include "h1_server.h"
+#include "http_util.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -100,26 +101,6 @@ static const char *reason_phrase(int status)
     }
 }
 
-static char *put_str(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 static bool header_ok(const sf_http_header_t *h)
 {
     return h->namelen > 0 && !memchr(h->name, '\r', h->namelen) &&
@@ -141,29 +122,29 @@ static int build(sf_buf_t *out, int status, const sf_http_header_t *headers, siz
     if (sf_buf_reserve(out, need) != 0)
         return SF_ENOMEM;
     p = (char *)out->base + out->len;
-    p = put_str(p, "HTTP/1.1 ", 9);
-    p = put_uint(p, (uint64_t)status);
+    p = sf__put_mem(p, "HTTP/1.1 ", 9);
+    p = sf__put_uint(p, (uint64_t)status);
     *p++ = ' ';
-    p = put_str(p, reason, strlen(reason));
-    p = put_str(p, "\r\ncontent-length: ", 18);
-    p = put_uint(p, body_len);
-    p = put_str(p, "\r\n", 2);
+    p = sf__put_mem(p, reason, strlen(reason));
+    p = sf__put_mem(p, "\r\ncontent-length: ", 18);
+    p = sf__put_uint(p, body_len);
+    p = sf__put_mem(p, "\r\n", 2);
     for (i = 0; i < nheaders; i++) {
         const sf_http_header_t *h = &headers[i];
         if (!header_ok(h) || sf__srv_hop_header(h->name, h->namelen))
             continue;
-        p = put_str(p, h->name, h->namelen);
-        p = put_str(p, ": ", 2);
-        p = put_str(p, h->value, h->valuelen);
-        p = put_str(p, "\r\n", 2);
+        p = sf__put_mem(p, h->name, h->namelen);
+        p = sf__put_mem(p, ": ", 2);
+        p = sf__put_mem(p, h->value, h->valuelen);
+        p = sf__put_mem(p, "\r\n", 2);
     }
     if (close)
-        p = put_str(p, "connection: close\r\n", 19);
+        p = sf__put_mem(p, "connection: close\r\n", 19);
     else if (keep_alive_hdr)
-        p = put_str(p, "connection: keep-alive\r\n", 24);
-    p = put_str(p, "\r\n", 2);
+        p = sf__put_mem(p, "connection: keep-alive\r\n", 24);
+    p = sf__put_mem(p, "\r\n", 2);
     if (!head && body_len)
-        p = put_str(p, body, body_len);
+        p = sf__put_mem(p, body, body_len);
     out->len = (size_t)((uint8_t *)p - out->base);
     return SF_OK;
 }

@@ -24,8 +24,8 @@
  * Threading: loop thread only.
  */
 #include "h2_client.h"
+#include "http_util.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -177,11 +177,7 @@ int sf__h2_callbacks_new(sf_http_client_t *client)
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
     client->h2_cbs = cbs;
     client->h2_opt = opt;
-    client->h2_mem.mem_user_data = client->mem->mem_user_data;
-    client->h2_mem.malloc = client->mem->malloc;
-    client->h2_mem.free = client->mem->free;
-    client->h2_mem.calloc = client->mem->calloc;
-    client->h2_mem.realloc = client->mem->realloc;
+    sf__h2_mem_init(&client->h2_mem, client->mem);
     return 0;
 }
 
@@ -256,28 +252,15 @@ int sf__h2_recv(sf__hconn_t *c, const uint8_t *data, size_t len)
 
 int sf__h2_flush(sf__hconn_t *c)
 {
-    const uint8_t *data;
-    sf_buf_t *out;
     ssize_t n;
-    bool wrote = false;
-    int rv;
 
     if (!c->ng || !c->conn)
         return 0;
-    out = sf_conn_out_buf(c->conn);
-    for (;;) {
-        n = nghttp2_session_mem_send(c->ng, &data);
-        if (n < 0)
-            return from_ng((int)n);
-        if (n == 0)
-            break;
-        if (!out)
-            continue; /* closing: the bytes have nowhere to go */
-        if ((rv = sf_buf_append(out, data, (size_t)n)) != 0)
-            return rv;
-        wrote = true;
-    }
-    if (wrote)
+    /* While the connection closes the bytes have nowhere to go. */
+    n = sf__h2_send_into(c->ng, sf_conn_out_buf(c->conn));
+    if (n < 0)
+        return (int)n;
+    if (n > 0)
         sf_conn_schedule_flush(c->conn);
     return 0;
 }
@@ -337,16 +320,6 @@ static bool skip_header(const char *name, size_t len)
     return false;
 }
 
-static void nv_set(nghttp2_nv *nv, const char *name, size_t namelen, const char *value,
-                   size_t valuelen)
-{
-    nv->name = (uint8_t *)name;
-    nv->namelen = namelen;
-    nv->value = (uint8_t *)value;
-    nv->valuelen = valuelen;
-    nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
 int sf__h2_submit(sf__hconn_t *c, sf__hreq_t *r)
 {
     sf_http_client_t *client = c->client;
@@ -374,29 +347,24 @@ int sf__h2_submit(sf__hconn_t *c, sf__hreq_t *r)
         return rv;
     lower = (char *)client->scratch.base;
 
-    nv_set(&client->nv[n++], ":method", 7, sf__hreq_method(r), r->method_len);
-    nv_set(&client->nv[n++], ":scheme", 7, c->origin->tls ? "https" : "http",
-           c->origin->tls ? 5 : 4);
-    nv_set(&client->nv[n++], ":authority", 10, r->authority, strlen(r->authority));
-    nv_set(&client->nv[n++], ":path", 5, r->path, strlen(r->path));
+    sf__nv_set(&client->nv[n++], ":method", 7, sf__hreq_method(r), r->method_len);
+    sf__nv_set(&client->nv[n++], ":scheme", 7, c->origin->tls ? "https" : "http",
+               c->origin->tls ? 5 : 4);
+    sf__nv_set(&client->nv[n++], ":authority", 10, r->authority, strlen(r->authority));
+    sf__nv_set(&client->nv[n++], ":path", 5, r->path, strlen(r->path));
     for (i = 0; i < r->nhdrs; i++) {
         const char *name = (const char *)r->data.base + h[i].name_off;
-        size_t k;
         if (skip_header(name, h[i].name_len))
             continue;
-        for (k = 0; k < h[i].name_len; k++) {
-            char ch = name[k];
-            lower[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
-        nv_set(&client->nv[n++], lower, h[i].name_len,
-               (const char *)r->data.base + h[i].value_off, h[i].value_len);
-        lower += h[i].name_len;
+        sf__nv_set(&client->nv[n++], lower, h[i].name_len,
+                   (const char *)r->data.base + h[i].value_off, h[i].value_len);
+        lower = sf__put_lower(lower, name, h[i].name_len);
     }
     /* A body-less GET or HEAD carries no content-length; anything else does. */
     if (r->body_len > 0 || !(r->head || (r->method_len == 3 &&
                                          memcmp(sf__hreq_method(r), "GET", 3) == 0))) {
-        int len = snprintf(clen, sizeof clen, "%zu", r->body_len);
-        nv_set(&client->nv[n++], "content-length", 14, clen, (size_t)len);
+        sf__nv_set(&client->nv[n++], "content-length", 14, clen,
+                   (size_t)(sf__put_uint(clen, r->body_len) - clen));
     }
 
     r->body_sent = 0;

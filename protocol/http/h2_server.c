@@ -18,6 +18,7 @@
  * Threading: loop thread only.
  */
 #include "h2_server.h"
+#include "http_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,47 +60,6 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
-/* Copies |len| bytes of |s| to |dst|, lowercased when |lower|. */
-static uint8_t *put(uint8_t *dst, const char *s, size_t len, bool lower)
-{
-    size_t i;
-
-    if (!lower) {
-        memcpy(dst, s, len);
-        return dst + len;
-    }
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-        dst[i] = (uint8_t)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
-    return dst + len;
-}
-
-/* Writes |v| in decimal at |dst|; returns the end. */
-static uint8_t *put_uint(uint8_t *dst, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *dst++ = (uint8_t)tmp[--n];
-    return dst;
-}
-
-static void set_nv(nghttp2_nv *nv, const void *name, size_t namelen, const void *value,
-                   size_t valuelen)
-{
-    nv->name = (uint8_t *)name;
-    nv->namelen = namelen;
-    nv->value = (uint8_t *)value;
-    nv->valuelen = valuelen;
-    nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
 /* Submits the response of |req|; the request must be linked to a live
  * connection. The header strings (lowercased names) and the body go into
  * req->resp, reserved at once so the pointers in req->nva stay valid; the
@@ -114,7 +74,7 @@ static int submit(sf_http_request_t *req, int status, const sf_http_header_t *he
     /* HEAD: the length a GET would have, and no body. */
     size_t send_len = req->head ? 0 : body_len;
     size_t i, n = 0, need = 48;
-    uint8_t *p, *v;
+    char *p, *v;
     int rv;
 
     for (i = 0; i < nheaders; i++)
@@ -130,27 +90,27 @@ static int submit(sf_http_request_t *req, int status, const sf_http_header_t *he
         req->nva = nva;
         req->nva_cap = nheaders + 2;
     }
-    p = req->resp.base;
+    p = (char *)req->resp.base;
     v = p;
-    p = put_uint(p, (uint64_t)status);
-    set_nv(&req->nva[n++], ":status", 7, v, (size_t)(p - v));
+    p = sf__put_uint(p, (uint64_t)status);
+    sf__nv_set(&req->nva[n++], ":status", 7, v, (size_t)(p - v));
     v = p;
-    p = put_uint(p, body_len);
-    set_nv(&req->nva[n++], "content-length", 14, v, (size_t)(p - v));
+    p = sf__put_uint(p, body_len);
+    sf__nv_set(&req->nva[n++], "content-length", 14, v, (size_t)(p - v));
     for (i = 0; i < nheaders; i++) {
         const sf_http_header_t *h = &headers[i];
         if (h->namelen == 0 || sf__srv_hop_header(h->name, h->namelen))
             continue;
         v = p;
-        p = put(p, h->name, h->namelen, true);
-        p = put(p, h->value, h->valuelen, false);
-        set_nv(&req->nva[n++], v, h->namelen, v + h->namelen, h->valuelen);
+        p = sf__put_lower(p, h->name, h->namelen);
+        p = sf__put_mem(p, h->value, h->valuelen);
+        sf__nv_set(&req->nva[n++], v, h->namelen, v + h->namelen, h->valuelen);
     }
-    req->resp_body_off = (size_t)(p - req->resp.base);
+    req->resp_body_off = (size_t)(p - (char *)req->resp.base);
     req->resp_sent = 0;
     if (send_len)
-        p = put(p, body, send_len, false);
-    req->resp.len = (size_t)(p - req->resp.base);
+        p = sf__put_mem(p, body, send_len);
+    req->resp.len = (size_t)(p - (char *)req->resp.base);
     dp.source.ptr = req;
     dp.read_callback = body_read_cb;
     rv = nghttp2_submit_response(hc->session, stream_id, req->nva, n, send_len ? &dp : NULL);
@@ -439,25 +399,14 @@ static void update_timer(sf__sconn_t *hc)
 static void send_pending(sf__sconn_t *hc)
 {
     sf_conn_t *conn = hc->conn;
-    const uint8_t *data;
-    sf_buf_t *out;
+    sf_buf_t *out = sf_conn_out_buf(conn);
     ssize_t n;
 
-    out = sf_conn_out_buf(conn);
     if (!out)
         return;
-    for (;;) {
-        n = nghttp2_session_mem_send(hc->session, &data);
-        if (n < 0) {
-            sf_conn_abort(conn, SF_EPROTO);
-            return;
-        }
-        if (n == 0)
-            break;
-        if (sf_buf_append(out, data, (size_t)n) != 0) {
-            sf_conn_abort(conn, SF_ENOMEM);
-            return;
-        }
+    if ((n = sf__h2_send_into(hc->session, out)) < 0) {
+        sf_conn_abort(conn, (int)n);
+        return;
     }
     sf_conn_schedule_flush(conn);
     if (!nghttp2_session_want_read(hc->session) && !nghttp2_session_want_write(hc->session)) {

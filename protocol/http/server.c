@@ -13,6 +13,7 @@
  * Threading: loop thread only.
  */
 #include "server.h"
+#include "http_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -529,11 +530,7 @@ int sf_http_server_new(uv_loop_t *loop, const sf_http_server_config_t *config,
         return SF_ENOMEM;
     s->loop = loop;
     s->mem = mem;
-    s->h2mem.mem_user_data = mem->mem_user_data;
-    s->h2mem.malloc = mem->malloc;
-    s->h2mem.free = mem->free;
-    s->h2mem.calloc = mem->calloc;
-    s->h2mem.realloc = mem->realloc;
+    sf__h2_mem_init(&s->h2mem, mem);
     s->cb = cb;
     s->user_data = user_data;
     s->max_header_bytes =
