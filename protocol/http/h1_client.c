@@ -16,6 +16,7 @@
  * Threading: loop thread only.
  */
 #include "h1_client.h"
+#include "http_util.h"
 
 #include <string.h>
 #include <strings.h>
@@ -163,37 +164,44 @@ int sf__h1_send(sf__hconn_t *c, sf__hreq_t *r)
 {
     const sf__hoff_t *h = sf__hreq_hdrs(r);
     const char *base = (const char *)r->data.base;
+    size_t pathlen = strlen(r->path), authlen = strlen(r->authority), i, need;
     sf_buf_t *out;
-    size_t i, need;
+    char *p;
     int rv;
 
     if (!c->conn || !(out = sf_conn_out_buf(c->conn)))
         return SF_ECONNRESET;
     sf__h1_init(c);
-    need = r->method_len + strlen(r->path) + strlen(r->authority) + r->body_len + 64;
+    /* 64 covers the fixed text: " HTTP/1.1\r\nHost: ", "Content-Length: "
+     * with 20 digits, and the line ends. */
+    need = r->method_len + pathlen + authlen + r->body_len + 64;
     for (i = 0; i < r->nhdrs; i++)
         need += h[i].name_len + h[i].value_len + 4;
     if ((rv = sf_buf_reserve(out, need)) != 0)
         return rv;
-    if ((rv = sf_buf_appendf(out, "%.*s %s HTTP/1.1\r\nHost: %s\r\n", (int)r->method_len, base,
-                             r->path, r->authority)) != 0)
-        return rv;
+    p = (char *)out->base + out->len;
+    p = sf__put_mem(p, base, r->method_len);
+    p = sf__put_mem(p, " ", 1);
+    p = sf__put_mem(p, r->path, pathlen);
+    p = sf__put_mem(p, " HTTP/1.1\r\nHost: ", 17);
+    p = sf__put_mem(p, r->authority, authlen);
+    p = sf__put_mem(p, "\r\n", 2);
     for (i = 0; i < r->nhdrs; i++) {
         if (skip_header(base + h[i].name_off, h[i].name_len))
             continue;
-        if ((rv = sf_buf_append(out, base + h[i].name_off, h[i].name_len)) != 0 ||
-            (rv = sf_buf_append(out, ": ", 2)) != 0 ||
-            (rv = sf_buf_append(out, base + h[i].value_off, h[i].value_len)) != 0 ||
-            (rv = sf_buf_append(out, "\r\n", 2)) != 0)
-            return rv;
+        p = sf__put_mem(p, base + h[i].name_off, h[i].name_len);
+        p = sf__put_mem(p, ": ", 2);
+        p = sf__put_mem(p, base + h[i].value_off, h[i].value_len);
+        p = sf__put_mem(p, "\r\n", 2);
     }
     if (r->body_len > 0 || !(r->head || (r->method_len == 3 && memcmp(base, "GET", 3) == 0))) {
-        if ((rv = sf_buf_appendf(out, "Content-Length: %zu\r\n", r->body_len)) != 0)
-            return rv;
+        p = sf__put_mem(p, "Content-Length: ", 16);
+        p = sf__put_uint(p, r->body_len);
+        p = sf__put_mem(p, "\r\n", 2);
     }
-    if ((rv = sf_buf_append(out, "\r\n", 2)) != 0 ||
-        (rv = sf_buf_append(out, r->data.base + r->body_off, r->body_len)) != 0)
-        return rv;
+    p = sf__put_mem(p, "\r\n", 2);
+    p = sf__put_mem(p, r->data.base + r->body_off, r->body_len);
+    out->len = (size_t)((uint8_t *)p - out->base);
     r->version = 1;
     sf_conn_schedule_flush(c->conn);
     return 0;
