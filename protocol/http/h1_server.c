@@ -323,22 +323,6 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static int grow_hdrs(sf_http_request_t *req)
-{
-    sf__shdr_t *n;
-    uint32_t cap;
-
-    if (req->nhdrs < req->hdrs_cap)
-        return 0;
-    cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
-    n = sf_mem_realloc(req->mem, req->hdrs, cap * sizeof *n);
-    if (!n)
-        return -1;
-    req->hdrs = n;
-    req->hdrs_cap = cap;
-    return 0;
-}
-
 /* A header name ended without any value callback: its value is empty. */
 static int end_name(sf__sconn_t *hc)
 {
@@ -371,7 +355,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     }
     if (count_bytes(hc, 4))
         return -1;
-    if (grow_hdrs(req) != 0 || (off = sf__sreq_meta_add(req, at, len)) < 0)
+    if (sf__sreq_hdr_reserve(req) != 0 || (off = sf__sreq_meta_add(req, at, len)) < 0)
         return cb_fail(hc, 503, "server out of memory");
     req->hdrs[req->nhdrs].name_off = (uint32_t)off;
     req->hdrs[req->nhdrs].name_len = (uint32_t)len;

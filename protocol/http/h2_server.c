@@ -184,15 +184,8 @@ static int add_header(sf_http_request_t *req, const uint8_t *name, size_t namele
 {
     int64_t noff, voff;
 
-    if (req->nhdrs == req->hdrs_cap) {
-        uint32_t cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
-        sf__shdr_t *h = sf_mem_realloc(req->mem, req->hdrs, cap * sizeof *h);
-        if (!h)
-            return -1;
-        req->hdrs = h;
-        req->hdrs_cap = cap;
-    }
-    if ((noff = sf__sreq_meta_add(req, name, namelen)) < 0 ||
+    if (sf__sreq_hdr_reserve(req) != 0 ||
+        (noff = sf__sreq_meta_add(req, name, namelen)) < 0 ||
         (voff = sf__sreq_meta_add(req, value, valuelen)) < 0)
         return -1;
     req->hdrs[req->nhdrs].name_off = (uint32_t)noff;

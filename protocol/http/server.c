@@ -154,6 +154,22 @@ int64_t sf__sreq_meta_add(sf_http_request_t *req, const void *s, size_t len)
     return (int64_t)off;
 }
 
+int sf__sreq_hdr_reserve(sf_http_request_t *req)
+{
+    sf__shdr_t *h;
+    uint32_t cap;
+
+    if (req->nhdrs < req->hdrs_cap)
+        return 0;
+    cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
+    h = sf_mem_realloc(req->mem, req->hdrs, cap * sizeof *h);
+    if (!h)
+        return -1;
+    req->hdrs = h;
+    req->hdrs_cap = cap;
+    return 0;
+}
+
 void sf__sreq_dispatch(sf_http_request_t *req)
 {
     sf_http_server_t *s = req->hc->server;

@@ -160,6 +160,8 @@ void sf__sreq_link(sf__sconn_t *hc, sf_http_request_t *req);
 void sf__sreq_unlink(sf_http_request_t *req);
 /** Appends |len| bytes and a NUL to req->meta; returns the offset or -1. */
 int64_t sf__sreq_meta_add(sf_http_request_t *req, const void *s, size_t len);
+/** Makes room for one more entry in req->hdrs; returns 0 or -1 (no memory). */
+int sf__sreq_hdr_reserve(sf_http_request_t *req);
 /** Hands a complete request to the application. */
 void sf__sreq_dispatch(sf_http_request_t *req);
 /** Header names the transport sets itself; user copies are skipped. */
