@@ -13,6 +13,7 @@
 
 #include "sf_proto.h"
 #include "sf_sdk_int.h"
+#include "failmalloc.h"
 #include "statefun/sf.h"
 
 /* ------------------------------------------------------------------------ */
@@ -834,65 +835,6 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Allocation failures                                                        */
 
-typedef struct {
-    long countdown; /* fail when it reaches 0; negative: never */
-    long live;      /* blocks currently allocated */
-    long failures;
-} failmalloc_t;
-
-static bool fm_fail(failmalloc_t *fm)
-{
-    if (fm->countdown < 0)
-        return false;
-    if (fm->countdown-- == 0) {
-        fm->failures++;
-        return true;
-    }
-    return false;
-}
-
-static void *fm_malloc(size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p;
-    if (fm_fail(fm))
-        return NULL;
-    if ((p = malloc(n)))
-        fm->live++;
-    return p;
-}
-
-static void fm_free(void *p, void *ud)
-{
-    failmalloc_t *fm = ud;
-    if (p)
-        fm->live--;
-    free(p);
-}
-
-static void *fm_calloc(size_t m, size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p;
-    if (fm_fail(fm))
-        return NULL;
-    if ((p = calloc(m, n)))
-        fm->live++;
-    return p;
-}
-
-static void *fm_realloc(void *old, size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p;
-    if (fm_fail(fm))
-        return NULL;
-    p = realloc(old, n);
-    if (p && !old)
-        fm->live++;
-    return p;
-}
-
 /* A function exercising state, every send kind and strings. */
 static int busy_fn(sf_ctx_t *ctx, const sf_message_t *msg, void *ud)
 {
@@ -974,12 +916,12 @@ out:
 
 START_TEST(test_failmalloc_every_allocation)
 {
-    failmalloc_t fm = {-1, 0, 0};
-    sf_mem mem = {&fm, fm_malloc, fm_free, fm_calloc, fm_realloc};
+    sf_test_failmalloc_t fm;
     sf_buf_t missing, full, careless;
     long n;
     req_t r;
 
+    sf_test_failmalloc_init(&fm);
     req_init(&r, "t.fns", "busy", "alice");
     req_invoke_string(&r, NULL, "one");
     req_pack(&r, &missing);
@@ -1005,7 +947,7 @@ START_TEST(test_failmalloc_every_allocation)
     req_dispose(&r);
 
     /* Without failures it works. */
-    ck_assert_int_eq(failmalloc_scenario(&mem, &missing, &full, &careless), 0);
+    ck_assert_int_eq(failmalloc_scenario(&fm.mem, &missing, &full, &careless), 0);
     ck_assert_int_eq(fm.live, 0);
 
     /* Fail the Nth allocation for every N until a run sees no failure. */
@@ -1013,7 +955,7 @@ START_TEST(test_failmalloc_every_allocation)
         int rv;
         fm.countdown = n;
         fm.failures = 0;
-        rv = failmalloc_scenario(&mem, &missing, &full, &careless);
+        rv = failmalloc_scenario(&fm.mem, &missing, &full, &careless);
         ck_assert_int_eq(fm.live, 0);
         if (fm.failures == 0) {
             ck_assert_int_eq(rv, 0);

@@ -17,6 +17,7 @@
 
 #include "sf_http.h"
 #include "sf_proto.h"
+#include "failmalloc.h"
 #include "statefun/sf.h"
 #include "testutil.h"
 
@@ -311,59 +312,13 @@ START_TEST(test_server_start_failures)
 END_TEST
 
 /* Allocation failures while starting a server leave nothing behind. */
-typedef struct {
-    long countdown;
-    long live;
-    long failures;
-} failmalloc_t;
-
-static bool fm_fail(failmalloc_t *fm)
-{
-    if (fm->countdown >= 0 && fm->countdown-- == 0) {
-        fm->failures++;
-        return true;
-    }
-    return false;
-}
-
-static void *fm_malloc(size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p = fm_fail(fm) ? NULL : malloc(n);
-    fm->live += p != NULL;
-    return p;
-}
-
-static void fm_free(void *p, void *ud)
-{
-    failmalloc_t *fm = ud;
-    fm->live -= p != NULL;
-    free(p);
-}
-
-static void *fm_calloc(size_t m, size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p = fm_fail(fm) ? NULL : calloc(m, n);
-    fm->live += p != NULL;
-    return p;
-}
-
-static void *fm_realloc(void *old, size_t n, void *ud)
-{
-    failmalloc_t *fm = ud;
-    void *p = fm_fail(fm) ? NULL : realloc(old, n);
-    fm->live += p != NULL && old == NULL;
-    return p;
-}
-
 START_TEST(test_server_start_failmalloc)
 {
-    failmalloc_t fm = {-1, 0, 0};
-    sf_mem mem = {&fm, fm_malloc, fm_free, fm_calloc, fm_realloc};
+    sf_test_failmalloc_t fm;
     static const sf_value_spec_t specs[] = {SF_SPEC_INT("n")};
     long n;
 
+    sf_test_failmalloc_init(&fm);
     for (n = 0;; n++) {
         uv_loop_t loop;
         sf_functions_t *fns = NULL;
@@ -374,11 +329,11 @@ START_TEST(test_server_start_failmalloc)
         ck_assert_int_eq(uv_loop_init(&loop), 0);
         fm.countdown = n;
         fm.failures = 0;
-        rv = sf_functions_new(&mem, &fns);
+        rv = sf_functions_new(&fm.mem, &fns);
         if (rv == 0)
             rv = sf_functions_bind(fns, "t.fns/count", count_fn, NULL, specs, 1);
         if (rv == 0)
-            rv = sf_server_options_new(&mem, &o);
+            rv = sf_server_options_new(&fm.mem, &o);
         if (rv == 0)
             rv = sf_server_options_set_listen(o, "127.0.0.1:0");
         if (rv == 0)
