@@ -59,31 +59,6 @@ bool sf_message_is(const sf_message_t *msg, const char *type_name)
     return msg && type_name && strcmp(msg->type_name, type_name) == 0;
 }
 
-bool sf_message_is_bool(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_BOOL);
-}
-bool sf_message_is_int(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_INT);
-}
-bool sf_message_is_long(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_LONG);
-}
-bool sf_message_is_float(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_FLOAT);
-}
-bool sf_message_is_double(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_DOUBLE);
-}
-bool sf_message_is_string(const sf_message_t *msg)
-{
-    return sf_message_is(msg, SF_TYPE_STRING);
-}
-
 /*
  * The scalar built-in types, one X(suffix, C type, typename, wrapper message,
  * wrapper initializer) each: every typed accessor below is generated from
@@ -100,6 +75,19 @@ bool sf_message_is_string(const sf_message_t *msg)
       IO__STATEFUN__SDK__TYPES__FLOAT_WRAPPER__INIT)                                               \
     X(double, double, SF_TYPE_DOUBLE, Io__Statefun__Sdk__Types__DoubleWrapper,                     \
       IO__STATEFUN__SDK__TYPES__DOUBLE_WRAPPER__INIT)
+
+#define MESSAGE_IS(fn, ctype, tname, wrapper, init)                                                \
+    bool sf_message_is_##fn(const sf_message_t *msg)                                               \
+    {                                                                                              \
+        return sf_message_is(msg, tname);                                                          \
+    }
+
+SCALAR_TYPES(MESSAGE_IS)
+
+bool sf_message_is_string(const sf_message_t *msg)
+{
+    return sf_message_is(msg, SF_TYPE_STRING);
+}
 
 #define MESSAGE_AS(fn, ctype, tname, wrapper, init)                                                \
     int sf_message_as_##fn(const sf_message_t *msg, ctype *v)                                      \
