@@ -9,6 +9,7 @@
  */
 #include "message.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -105,9 +106,10 @@ int sf_msg_new(const sf_msg_init_t *in, uint32_t max_parallelism, sf_msg_t **out
     return SF_OK;
 }
 
-static size_t join3(char *dst, const char *a, const char *b, const char *c)
+/* Writes "a/b/c" at |dst|; returns its length. */
+static size_t join3(char *dst, const char *a, size_t la, const char *b, size_t lb, const char *c,
+                    size_t lc)
 {
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
     memcpy(dst, a, la);
     dst[la] = '/';
     memcpy(dst + la + 1, b, lb);
@@ -121,32 +123,56 @@ int sf_msg_new_parts(const char *ns, const char *type, const char *id, const cha
                      const uint8_t *value, size_t value_len, uint32_t max_parallelism,
                      sf_msg_t **out)
 {
-    sf_msg_init_t in;
-    size_t tl, cl = 0;
-    char *buf;
-    int rv;
+    size_t nl, tl, il, cnl = 0, ctl = 0, cil = 0, target_len, caller_len = 0, name_len;
+    bool caller = caller_ns && caller_type && caller_id;
+    sf_addr_t a;
+    sf_msg_t *m;
+    char *p;
+
     if (!ns || !type || !id)
         return SF_EINVAL;
-    tl = strlen(ns) + strlen(type) + strlen(id) + 2;
-    if (caller_ns && caller_type && caller_id)
-        cl = strlen(caller_ns) + strlen(caller_type) + strlen(caller_id) + 2;
-    buf = sf_xmalloc(tl + cl + 1);
-    join3(buf, ns, type, id);
-    memset(&in, 0, sizeof in);
-    in.target = buf;
-    in.target_len = tl;
-    if (cl) {
-        join3(buf + tl, caller_ns, caller_type, caller_id);
-        in.caller = buf + tl;
-        in.caller_len = cl;
+    nl = strlen(ns);
+    tl = strlen(type);
+    il = strlen(id);
+    if (caller) {
+        cnl = strlen(caller_ns);
+        ctl = strlen(caller_type);
+        cil = strlen(caller_id);
+        caller_len = cnl + ctl + cil + 2;
     }
-    in.type_name = type_name ? type_name : "";
-    in.type_name_len = strlen(in.type_name);
-    in.value = value;
-    in.value_len = value_len;
-    rv = sf_msg_new(&in, max_parallelism, out);
-    free(buf);
-    return rv;
+    target_len = nl + tl + il + 2;
+    if (!type_name)
+        type_name = "";
+    name_len = strlen(type_name);
+    /* Built in place: one allocation, no intermediate copy. */
+    m = msg_alloc(target_len, caller_len, name_len, value_len);
+    m->has_caller = caller;
+    p = m->_data;
+    join3(p, ns, nl, type, tl, id, il);
+    /* The joined strings must parse as addresses, as sf_msg_new demands. */
+    if (sf_addr_parse(p, target_len, &a) != 0) {
+        free(m);
+        return SF_EINVAL;
+    }
+    m->key_group = sf_key_group(p, target_len, max_parallelism);
+    p += target_len;
+    *p++ = '\0';
+    if (caller) {
+        join3(p, caller_ns, cnl, caller_type, ctl, caller_id, cil);
+        if (sf_addr_parse(p, caller_len, &a) != 0) {
+            free(m);
+            return SF_EINVAL;
+        }
+        p += caller_len;
+    }
+    *p++ = '\0';
+    memcpy(p, type_name, name_len);
+    p += name_len;
+    *p++ = '\0';
+    if (value_len)
+        memcpy(p, value, value_len);
+    *out = m;
+    return SF_OK;
 }
 
 void sf_msg_free(sf_msg_t *m) { free(m); }

@@ -83,9 +83,14 @@ void sf_worker_route(sf_worker_t *w, sf_msg_t *m)
 
 void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
 {
-    sf_msg_fifo_t *per = sf_xcalloc(g->n, sizeof *per);
+    /* Called once per loop turn of the I/O thread: no allocation unless
+     * there are many workers. */
+    sf_msg_fifo_t local[32];
+    sf_msg_fifo_t *per = g->n <= 32 ? local : sf_xmalloc(g->n * sizeof *per);
     sf_msg_t *m;
     uint32_t i;
+    for (i = 0; i < g->n; i++)
+        sf_msg_fifo_init(&per[i]);
     while ((m = sf_msg_fifo_pop(chain)) != NULL)
         sf_msg_fifo_push(&per[sf_key_group_owner(m->key_group, g->n, g->max_parallelism)], m);
     for (i = 0; i < g->n; i++)
@@ -94,7 +99,8 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
                                       memory_order_relaxed);
             sf_mailbox_push(&g->w[i]->_mailbox, &per[i]);
         }
-    free(per);
+    if (per != local)
+        free(per);
 }
 
 static void on_closed(uv_handle_t *h) { (void)h; }
