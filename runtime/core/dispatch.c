@@ -40,13 +40,15 @@ typedef struct fn_s {
     sf_fn_metrics_t *metrics;
 } fn_t;
 
-/* An address with work: a batch in flight, a backlog or a retry pending. */
+/* An address with work: a batch in flight, a backlog or a retry pending.
+ * One allocation: the struct, then the address string and NUL-terminated
+ * copies of its three parts (for the protocol structs). */
 typedef struct act_s {
     sf_actmap_node_t node; /* key: the address string */
-    char *addr;
+    char *addr;            /* points into _strs */
     size_t addr_len;
-    sf_addr_t parts;
-    char *ns, *type, *id;  /* NUL-terminated copies for the protocol structs */
+    sf_addr_t parts;       /* slices of addr */
+    char *ns, *type, *id;  /* point into _strs */
     uint16_t kg;
     fn_t *fn;
     wctx_t *wc;
@@ -59,6 +61,7 @@ typedef struct act_s {
     uint64_t chain_start_ms;
     uint64_t sent_at_us;
     uv_timer_t *retry;
+    char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' */
 } act_t;
 
 struct wctx_s {
@@ -93,56 +96,45 @@ static uint64_t mono_us(void) { return uv_hrtime() / 1000; }
 /* ------------------------------------------------------------------------ */
 /* Function types                                                             */
 
+/* The function type of the address |p| (slices of one "ns/type/id" string,
+ * so "ns/type" is its prefix), created on first use. */
 static fn_t *fn_lookup(wctx_t *wc, const sf_addr_t *p)
 {
-    char name[512];
+    const char *key = p->ns;
     size_t len = p->ns_len + 1 + p->type_len;
-    uint64_t h;
+    uint64_t h = sf_actmap_hash(key, len);
     sf_actmap_node_t *n;
-    sf_fn_binding_t b;
+    const sf_endpoint_spec_t *ep;
+    const sf_embedded_t *lib;
     fn_t *fn;
 
-    if (len >= sizeof name)
-        return NULL;
-    memcpy(name, p->ns, p->ns_len);
-    name[p->ns_len] = '/';
-    memcpy(name + p->ns_len + 1, p->type, p->type_len);
-    name[len] = '\0';
-    h = sf_actmap_hash(name, len);
-    if ((n = sf_actmap_get(&wc->fns, name, len, h)) != NULL)
+    if ((n = sf_actmap_get(&wc->fns, key, len, h)) != NULL)
         return sf_container_of(n, fn_t, node);
 
     fn = sf_xcalloc(1, sizeof *fn);
-    fn->name = sf_xstrndup(name, len);
+    fn->name = sf_xstrndup(key, len);
     fn->ns = sf_xstrndup(p->ns, p->ns_len);
     fn->type = sf_xstrndup(p->type, p->type_len);
     fn->node.key = fn->name;
     fn->node.key_len = len;
     fn->node.hash = h;
     fn->max_batch = SF_ENDPOINT_DEFAULT_MAX_BATCH;
-    memset(&b, 0, sizeof b);
-    if (sf_module_find_function(wc->rt->mod, fn->ns, fn->type, &b) == 0) {
-        if (b.endpoint) {
-            char *url = sf_endpoint_url_for(b.endpoint, fn->type);
-            fn->ep = b.endpoint;
-            fn->ep_index = (size_t)(b.endpoint - wc->rt->mod->endpoints);
-            fn->max_batch = b.endpoint->max_num_batch_requests;
+    if (sf_rt_find_function(wc->rt, fn->ns, fn->type, &ep, &lib)) {
+        if (ep) {
+            char *url = sf_endpoint_url_for(ep, fn->type);
+            fn->ep = ep;
+            fn->ep_index = (size_t)(ep - wc->rt->mod->endpoints);
+            fn->max_batch = ep->max_num_batch_requests;
             if (sf_http_url_parse(url, NULL, &fn->url) != 0) {
-                sf_log_error("function %s: bad endpoint URL %s", name, url);
+                sf_log_error("function %s: bad endpoint URL %s", fn->name, url);
                 fn->ep = NULL;
             }
             free(url);
-        } else if (b.embedded) {
-            const sf_embedded_t *lib = wc->rt->embedded[b.embedded - wc->rt->mod->embedded];
-            if (sf_embedded_has(lib, fn->ns, fn->type))
-                fn->lib = lib;
-            else
-                sf_log_warn("%s does not bind %s (its pattern matches): messages to it are "
-                            "dropped",
-                            lib->path, name);
+        } else {
+            fn->lib = lib;
         }
     }
-    fn->metrics = sf_rt_fn_metrics(wc->rt, name);
+    fn->metrics = sf_rt_fn_metrics(wc->rt, fn->name);
     sf_actmap_put(&wc->fns, &fn->node);
     return fn;
 }
@@ -228,13 +220,22 @@ static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
     act_t *a;
     if (n)
         return sf_container_of(n, act_t, node);
-    a = sf_xcalloc(1, sizeof *a);
-    a->addr = sf_xstrndup(addr, len);
+    /* The parts together are the address less its two slashes. */
+    a = sf_xcalloc(1, sizeof *a + 2 * len + 2);
+    a->addr = a->_strs;
+    memcpy(a->addr, addr, len);
+    a->addr[len] = '\0';
     a->addr_len = len;
     sf_addr_parse(a->addr, len, &a->parts);
-    a->ns = sf_xstrndup(a->parts.ns, a->parts.ns_len);
-    a->type = sf_xstrndup(a->parts.type, a->parts.type_len);
-    a->id = sf_xstrndup(a->parts.id, a->parts.id_len);
+    a->ns = a->addr + len + 1;
+    memcpy(a->ns, a->parts.ns, a->parts.ns_len);
+    a->ns[a->parts.ns_len] = '\0';
+    a->type = a->ns + a->parts.ns_len + 1;
+    memcpy(a->type, a->parts.type, a->parts.type_len);
+    a->type[a->parts.type_len] = '\0';
+    a->id = a->type + a->parts.type_len + 1;
+    memcpy(a->id, a->parts.id, a->parts.id_len);
+    a->id[a->parts.id_len] = '\0';
     a->kg = kg;
     a->wc = wc;
     sf_msg_fifo_init(&a->backlog);
@@ -259,10 +260,6 @@ static void act_free(act_t *a)
     sf_msg_fifo_clear(&a->batch);
     if (a->retry)
         uv_close((uv_handle_t *)a->retry, on_timer_closed);
-    free(a->addr);
-    free(a->ns);
-    free(a->type);
-    free(a->id);
     free(a);
 }
 
@@ -279,22 +276,12 @@ static void act_maybe_release(act_t *a)
 /* ------------------------------------------------------------------------ */
 /* Building the request                                                       */
 
-static char *arena_str(sf_arena_t *ar, const char *s, size_t len)
-{
-    return sf_arena_strndup(ar, s, len);
-}
-
-static sf_pb_address_t *arena_addr(sf_arena_t *ar, const char *s, size_t len)
+/* The caller of |m| as a protocol Address in |ar|, or NULL. */
+static sf_pb_address_t *caller_pb(sf_arena_t *ar, const sf_msg_t *m)
 {
     sf_pb_address_t *a = sf_arena_alloc(ar, sizeof *a);
-    sf_addr_t p;
-    sf_pb_address_t init = SF_PB_ADDRESS_INIT;
-    *a = init;
-    if (sf_addr_parse(s, len, &p) != 0)
+    if (!a || sf_proto_address_parse(ar, sf_msg_caller(m), m->caller_len, a) != 0)
         return NULL;
-    a->namespace_ = arena_str(ar, p.ns, p.ns_len);
-    a->type = arena_str(ar, p.type, p.type_len);
-    a->id = arena_str(ar, p.id, p.id_len);
     return a;
 }
 
@@ -366,7 +353,7 @@ static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
         *inv = inv0;
         *tv = tv0;
         if (m->has_caller)
-            inv->caller = arena_addr(ar, sf_msg_caller(m), m->caller_len);
+            inv->caller = caller_pb(ar, m);
         tv->typename_ = (char *)sf_msg_typename(m);
         tv->has_value = 1;
         tv->value.data = (uint8_t *)sf_msg_value(m);
@@ -531,16 +518,18 @@ static void unstage(wctx_t *wc)
 
 static void on_retry(uv_timer_t *t);
 
-/* Records the ingress-to-commit latency of the batch's ingress messages. */
+/* Records the ingress-to-commit latency of the batch's ingress messages:
+ * counted locally, then one atomic add per bucket touched (the counters are
+ * shared by every worker). */
 static void observe_commit(sf_rt_t *rt, const sf_msg_fifo_t *batch)
 {
     static const uint64_t bounds[SF_COMMIT_BUCKETS] = SF_COMMIT_BOUNDS_US;
+    uint64_t counts[SF_COMMIT_BUCKETS] = {0}, sum = 0, n = 0, now = 0;
     const sf_msg_link_t *l;
-    uint64_t now = 0;
+    size_t b;
     for (l = batch->head; l; l = l->next) {
         const sf_msg_t *m = sf_container_of(l, sf_msg_t, link);
         uint64_t us;
-        size_t b;
         if (!m->accepted_us)
             continue;
         if (!now)
@@ -548,10 +537,17 @@ static void observe_commit(sf_rt_t *rt, const sf_msg_fifo_t *batch)
         us = now > m->accepted_us ? now - m->accepted_us : 0;
         for (b = 0; b < SF_COMMIT_BUCKETS - 1 && us > bounds[b]; b++)
             ;
-        atomic_fetch_add_explicit(&rt->commit_buckets[b], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rt->commit_sum_us, us, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rt->commit_count, 1, memory_order_relaxed);
+        counts[b]++;
+        sum += us;
+        n++;
     }
+    if (!n)
+        return;
+    for (b = 0; b < SF_COMMIT_BUCKETS; b++)
+        if (counts[b])
+            atomic_fetch_add_explicit(&rt->commit_buckets[b], counts[b], memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->commit_sum_us, sum, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->commit_count, n, memory_order_relaxed);
 }
 
 static void attempt_failed(act_t *a, const char *why)

@@ -95,6 +95,16 @@ typedef struct sf_rt_s {
     _Atomic uint64_t restore_us;           /* restoring the checkpoint at start */
 } sf_rt_t;
 
+/**
+ * What serves function type |ns|/|type| (NUL-terminated): an endpoint
+ * (|*ep| set) or an embedded library that binds the type (|*lib| set).
+ * Returns true when one does. An embedded library serves only the types it
+ * binds, whatever its pattern says. Any thread (everything read is
+ * immutable once the runtime runs).
+ */
+bool sf_rt_find_function(const sf_rt_t *rt, const char *ns, const char *type,
+                         const sf_endpoint_spec_t **ep, const sf_embedded_t **lib);
+
 /** The metrics slot of function type |name| ("ns/type"); claims one. Any thread. */
 sf_fn_metrics_t *sf_rt_fn_metrics(sf_rt_t *rt, const char *name);
 

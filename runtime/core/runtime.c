@@ -121,23 +121,40 @@ static int replay_one(void *ud, sf_msg_t *m)
     return 0;
 }
 
+bool sf_rt_find_function(const sf_rt_t *rt, const char *ns, const char *type,
+                         const sf_endpoint_spec_t **ep, const sf_embedded_t **lib)
+{
+    sf_fn_binding_t b;
+    *ep = NULL;
+    *lib = NULL;
+    memset(&b, 0, sizeof b);
+    if (sf_module_find_function(rt->mod, ns, type, &b) != 0)
+        return false;
+    if (b.endpoint) {
+        *ep = b.endpoint;
+        return true;
+    }
+    if (b.embedded && sf_embedded_has(rt->embedded[b.embedded - rt->mod->embedded], ns, type)) {
+        *lib = rt->embedded[b.embedded - rt->mod->embedded];
+        return true;
+    }
+    return false;
+}
+
 static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *type,
                         size_t type_len)
 {
     sf_rt_t *rt = ud;
+    const sf_endpoint_spec_t *ep;
+    const sf_embedded_t *lib;
     char n[256], t[256];
-    sf_fn_binding_t b;
     if (ns_len >= sizeof n || type_len >= sizeof t)
         return false;
     memcpy(n, ns, ns_len);
     n[ns_len] = '\0';
     memcpy(t, type, type_len);
     t[type_len] = '\0';
-    if (sf_module_find_function(rt->mod, n, t, &b) != 0)
-        return false;
-    /* An embedded library serves only the types it binds, whatever the
-     * pattern says; a remote endpoint is asked. */
-    return !b.embedded || sf_embedded_has(rt->embedded[b.embedded - rt->mod->embedded], n, t);
+    return sf_rt_find_function(rt, n, t, &ep, &lib);
 }
 
 static bool hook_accepting(void *ud, uint16_t kg)
