@@ -36,6 +36,17 @@
 static _Thread_local uint8_t net_buf[READ_BUF_SIZE];
 static _Thread_local uint8_t tls_buf[READ_BUF_SIZE];
 
+/* A uv_buf_t over |len| bytes. Not uv_buf_init: its length is an unsigned
+ * int, while uv_buf_t's own (on Unix) is a size_t. */
+static uv_buf_t buf_of(const void *base, size_t len)
+{
+    uv_buf_t b;
+
+    b.base = (char *)base;
+    b.len = len;
+    return b;
+}
+
 static void flush(sf_conn_t *conn);
 static void close_handles(sf_conn_t *conn);
 static void tls_pump(sf_conn_t *conn);
@@ -316,7 +327,7 @@ static void flush(sf_conn_t *conn)
         after_drained(conn);
         return;
     }
-    b = uv_buf_init((char *)conn->_out.base, (unsigned)conn->_out.len);
+    b = buf_of(conn->_out.base, conn->_out.len);
     n = uv_try_write(&conn->_h.stream, &b, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS) {
         n = 0;
@@ -337,7 +348,7 @@ static void flush(sf_conn_t *conn)
     conn->_inflight = conn->_out;
     conn->_out = tmp;
     conn->_out.len = 0;
-    b = uv_buf_init((char *)conn->_inflight.base + n, (unsigned)(conn->_inflight.len - (size_t)n));
+    b = buf_of(conn->_inflight.base + n, conn->_inflight.len - (size_t)n);
     conn->_write_req.data = conn;
     rv = uv_write(&conn->_write_req, &conn->_h.stream, &b, 1, on_write);
     if (rv < 0) {
@@ -381,16 +392,7 @@ int sf_conn_write(sf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
 
 int sf_conn_write1(sf_conn_t *conn, const void *data, size_t len)
 {
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    if (len > UINT32_MAX) {
-        sf_buf_t *out = sf_conn_out_buf(conn);
-        if (!out)
-            return SF_ECONNRESET;
-        if (sf_buf_append(out, data, len) != 0)
-            return SF_ENOMEM;
-        sf_conn_schedule_flush(conn);
-        return SF_OK;
-    }
+    uv_buf_t b = buf_of(data, len);
     return sf_conn_write(conn, &b, 1);
 }
 
@@ -442,7 +444,7 @@ static void tls_pump(sf_conn_t *conn)
                                                : "handshake with client failed");
             /* Send the alert OpenSSL produced, if any, on a best effort. */
             if (tls_collect(conn) == 0 && conn->_out.len > 0) {
-                uv_buf_t b = uv_buf_init((char *)conn->_out.base, (unsigned)conn->_out.len);
+                uv_buf_t b = buf_of(conn->_out.base, conn->_out.len);
                 (void)uv_try_write(&conn->_h.stream, &b, 1);
                 conn->_out.len = 0;
             }
