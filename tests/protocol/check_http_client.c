@@ -167,47 +167,34 @@ static const char *js_script(void)
     return buf;
 }
 
-/* Starts the node HTTP/1.1 server on a free port (or |unix_path|). Returns the port. */
+/*
+ * Starts tests/js/http_client_server.js in |mode| ("http", "https", "raw",
+ * "h2") on |where| ("0": a free port, or a UNIX socket path) with up to two
+ * more arguments (NULL ends the list). Returns the port it listens on (0 on
+ * a UNIX socket).
+ */
+static uint16_t start_node(const char *mode, const char *where, const char *arg1,
+                           const char *arg2)
+{
+    char line[256];
+    char *argv[] = {"node", (char *)js_script(), (char *)mode, (char *)where, (char *)arg1,
+                    (char *)arg2, NULL};
+
+    spawn(argv, line, sizeof line);
+    ck_assert_msg(strncmp(line, "LISTENING ", 10) == 0, "node said: %s", line);
+    return (uint16_t)atoi(line + 10);
+}
+
+/* The HTTP/1.1 server on a free port (or |unix_path|); |keepalive_ms| may be NULL. */
 static uint16_t start_node_http(const char *unix_path, const char *keepalive_ms)
 {
-    char line[256], where[300];
-    char *argv[] = {"node", (char *)js_script(), "http", where, (char *)keepalive_ms, NULL};
-
-    snprintf(where, sizeof where, "%s", unix_path ? unix_path : "0");
-    spawn(argv, line, sizeof line);
-    ck_assert_msg(strncmp(line, "LISTENING ", 10) == 0, "node said: %s", line);
-    return unix_path ? 0 : (uint16_t)atoi(line + 10);
+    return start_node("http", unix_path ? unix_path : "0", keepalive_ms, NULL);
 }
 
+/* A peer that misbehaves as |mode| says ("silent", "garbage", "hangup", "eof"). */
 static uint16_t start_node_raw(const char *mode)
 {
-    char line[256];
-    char *argv[] = {"node", (char *)js_script(), "raw", "0", (char *)mode, NULL};
-
-    spawn(argv, line, sizeof line);
-    ck_assert_msg(strncmp(line, "LISTENING ", 10) == 0, "node said: %s", line);
-    return (uint16_t)atoi(line + 10);
-}
-
-static uint16_t start_node_https(void)
-{
-    char line[256];
-    char *argv[] = {"node", (char *)js_script(), "https", "0", path_in_tmp("server.key"),
-                    path_in_tmp("server.pem"), NULL};
-
-    spawn(argv, line, sizeof line);
-    ck_assert_msg(strncmp(line, "LISTENING ", 10) == 0, "node said: %s", line);
-    return (uint16_t)atoi(line + 10);
-}
-
-static uint16_t start_node_h2(const char *goaway_after)
-{
-    char line[256];
-    char *argv[] = {"node", (char *)js_script(), "h2", "0", (char *)goaway_after, NULL};
-
-    spawn(argv, line, sizeof line);
-    ck_assert_msg(strncmp(line, "LISTENING ", 10) == 0, "node said: %s", line);
-    return (uint16_t)atoi(line + 10);
+    return start_node("raw", "0", mode, NULL);
 }
 
 /* Writes the document root for nghttpd. */
@@ -346,6 +333,28 @@ static void do_req(sf_http_client_t *c, const char *method, const sf_http_url_t 
     ck_assert_msg(res->done, "no answer");
 }
 
+/* Sends |n| requests at once (none may be answered inside the calls), then
+ * runs the loop until all |n| are answered, for at most |timeout_ms|. */
+static void send_all(sf_http_client_t *c, const char *method, const sf_http_url_t *url,
+                     const char *body, result_t *res, int n, int timeout_ms)
+{
+    int i;
+
+    ndone = 0;
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(send_req(c, method, url, body, &res[i]), 0);
+    ck_assert_int_eq(ndone, 0);
+    run_until(&ndone, n, timeout_ms);
+    ck_assert_msg(ndone == n, "%d of %d %s %s answered", ndone, n, method, url->path);
+}
+
+/* A response, with status 200 (a macro, so a failure names the caller's line). */
+#define EXPECT_OK(r)                                                                              \
+    do {                                                                                          \
+        ck_assert_int_eq((r).err, 0);                                                             \
+        ck_assert_int_eq((r).status, 200);                                                        \
+    } while (0)
+
 static void parse_url(sf_http_url_t *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void parse_url(sf_http_url_t *u, const char *fmt, ...)
 {
@@ -384,8 +393,7 @@ static int node_connections(sf_http_client_t *c, const sf_http_url_t *stats)
     result_t r;
     const char *p;
     do_req(c, "GET", stats, NULL, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     r.body[r.body_len < sizeof r.body ? r.body_len : sizeof r.body - 1] = '\0';
     p = strstr(r.body, "\"connections\":");
     ck_assert_ptr_nonnull(p);
@@ -415,15 +423,9 @@ START_TEST(test_h2c_many_streams)
 
     /* 200 in flight at once on one connection; nghttpd allows 100 streams,
      * the rest wait in the client's queue. */
-    ndone = 0;
-    for (i = 0; i < 200; i++)
-        ck_assert_int_eq(send_req(c, "GET", &get, NULL, &res[i]), 0);
-    ck_assert_int_eq(ndone, 0);
-    run_until(&ndone, 200, 20000);
-    ck_assert_int_eq(ndone, 200);
+    send_all(c, "GET", &get, NULL, res, 200, 20000);
     for (i = 0; i < 200; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
         ck_assert_int_eq(res[i].version, 2);
         ck_assert_uint_eq(res[i].body_len, 9);
         ck_assert(memcmp(res[i].body, "hello h2\n", 9) == 0);
@@ -431,8 +433,7 @@ START_TEST(test_h2c_many_streams)
 
     /* POST with a body: nghttpd --echo-upload sends it back. */
     do_req(c, "POST", &post, "ping over h2", &res[0]);
-    ck_assert_int_eq(res[0].err, 0);
-    ck_assert_int_eq(res[0].status, 200);
+    EXPECT_OK(res[0]);
     ck_assert_uint_eq(res[0].body_len, 12);
     ck_assert(memcmp(res[0].body, "ping over h2", 12) == 0);
 
@@ -462,20 +463,15 @@ START_TEST(test_h2c_few_streams_and_limit)
 
     parse_url(&get, "http://127.0.0.1:%u/hello.txt", port);
     parse_url(&big, "http://127.0.0.1:%u/big.bin", port);
-    ndone = 0;
-    for (i = 0; i < 50; i++)
-        ck_assert_int_eq(send_req(c, "GET", &get, NULL, &res[i]), 0);
-    run_until(&ndone, 50, 20000);
+    send_all(c, "GET", &get, NULL, res, 50, 20000);
     for (i = 0; i < 50; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
     }
     /* Over max_response_bytes: the stream is reset, the connection lives on. */
     do_req(c, "GET", &big, NULL, &res[0]);
     ck_assert_int_eq(res[0].err, SF_ETOOBIG);
     do_req(c, "GET", &get, NULL, &res[0]);
-    ck_assert_int_eq(res[0].err, 0);
-    ck_assert_int_eq(res[0].status, 200);
+    EXPECT_OK(res[0]);
 
     close_client(c);
 
@@ -484,13 +480,9 @@ START_TEST(test_h2c_few_streams_and_limit)
      * respect its limit of 3. */
     cfg.h2_max_concurrent_streams = 0;
     c = new_client(&cfg);
-    ndone = 0;
-    for (i = 0; i < 50; i++)
-        ck_assert_int_eq(send_req(c, "GET", &get, NULL, &res[i]), 0);
-    run_until(&ndone, 50, 20000);
+    send_all(c, "GET", &get, NULL, res, 50, 20000);
     for (i = 0; i < 50; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
     }
     close_client(c);
     sf_http_url_dispose(&get, NULL);
@@ -524,8 +516,7 @@ START_TEST(test_h2_tls_mtls)
     cfg.tls_key_password = "secret";
     mtls = new_client(&cfg);
     do_req(mtls, "GET", &u, NULL, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     ck_assert_int_eq(r.version, 2);
     ck_assert(memcmp(r.body, "hello h2\n", 9) == 0);
     close_client(mtls);
@@ -570,13 +561,9 @@ START_TEST(test_auto_h2c)
     parse_url(&u, "http://127.0.0.1:%u/hello.txt", port);
     ck_assert_int_eq(sf_http_client_origin_version(c, &u), 0);
     /* Several requests wait for the probe, then all go over HTTP/2. */
-    ndone = 0;
-    for (i = 0; i < 20; i++)
-        ck_assert_int_eq(send_req(c, "GET", &u, NULL, &res[i]), 0);
-    run_until(&ndone, 20, 15000);
+    send_all(c, "GET", &u, NULL, res, 20, 15000);
     for (i = 0; i < 20; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
         ck_assert_int_eq(res[i].version, 2);
     }
     ck_assert_int_eq(sf_http_client_origin_version(c, &u), 2);
@@ -588,7 +575,7 @@ END_TEST
 START_TEST(test_h2_goaway_and_reset)
 {
     sf_http_client_config_t cfg = {.protocol = SF_HTTP_PROTO_AUTO};
-    uint16_t port = start_node_h2("5");
+    uint16_t port = start_node("h2", "0", "5", NULL);
     sf_http_client_t *c = new_client(&cfg);
     static result_t res[20];
     sf_http_url_t echo, stats, reset;
@@ -601,13 +588,9 @@ START_TEST(test_h2_goaway_and_reset)
     /* The first connection goes away after 5 streams; the streams beyond
      * the GOAWAY's last stream id were not processed and are sent again on
      * a new connection. */
-    ndone = 0;
-    for (i = 0; i < 20; i++)
-        ck_assert_int_eq(send_req(c, "POST", &echo, "goaway", &res[i]), 0);
-    run_until(&ndone, 20, 15000);
+    send_all(c, "POST", &echo, "goaway", res, 20, 15000);
     for (i = 0; i < 20; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
         ck_assert_int_eq(res[i].version, 2);
         ck_assert_uint_eq(res[i].body_len, 6);
         ck_assert_str_eq(res[i].xtest, "yes");
@@ -647,8 +630,7 @@ START_TEST(test_h1_echo_keepalive_pool)
     parse_url(&echo, "http://127.0.0.1:%u/echo?x=1", port);
     parse_url(&stats, "http://127.0.0.1:%u/stats", port);
     do_req(c, "POST", &echo, "hello over http/1.1", &res[0]);
-    ck_assert_int_eq(res[0].err, 0);
-    ck_assert_int_eq(res[0].status, 200);
+    EXPECT_OK(res[0]);
     ck_assert_int_eq(res[0].version, 1);
     ck_assert_uint_eq(res[0].body_len, 19);
     ck_assert(memcmp(res[0].body, "hello over http/1.1", 19) == 0);
@@ -657,16 +639,12 @@ START_TEST(test_h1_echo_keepalive_pool)
     /* One after the other: one keep-alive connection. */
     for (i = 0; i < 5; i++) {
         do_req(c, "POST", &echo, "again", &res[i]);
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
     }
     ck_assert_int_eq(node_connections(c, &stats), 1);
 
     /* 40 at once: at most pool_size connections, the rest queue. */
-    ndone = 0;
-    for (i = 0; i < 40; i++)
-        ck_assert_int_eq(send_req(c, "POST", &echo, "many", &res[i]), 0);
-    run_until(&ndone, 40, 15000);
+    send_all(c, "POST", &echo, "many", res, 40, 15000);
     for (i = 0; i < 40; i++) {
         ck_assert_int_eq(res[i].err, 0);
         ck_assert_uint_eq(res[i].body_len, 4);
@@ -704,8 +682,7 @@ START_TEST(test_h1_reconnects)
     /* The peer closes the idle connection; the next request gets a new one. */
     sleep_loop(2000);
     do_req(c, "GET", &hello, NULL, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     ck_assert_int_eq(node_connections(c, &stats), 2);
 
     /* "Connection: close" is honoured. */
@@ -719,8 +696,7 @@ START_TEST(test_h1_reconnects)
     do_req(c, "GET", &half, NULL, &r);
     ck_assert_msg(r.err == SF_ECONNRESET || r.err == SF_EPROTO, "err %d", r.err);
     do_req(c, "GET", &hello, NULL, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
 
     /* Over max_response_bytes. */
     do_req(c, "GET", &big, NULL, &r);
@@ -773,13 +749,9 @@ START_TEST(test_auto_falls_back_to_h1)
     parse_url(&stats, "http://127.0.0.1:%u/stats", port);
     ck_assert_int_eq(sf_http_client_origin_version(c, &echo), 0);
     /* The requests waiting for the probe are all sent over HTTP/1.1. */
-    ndone = 0;
-    for (i = 0; i < 10; i++)
-        ck_assert_int_eq(send_req(c, "POST", &echo, "fallback", &res[i]), 0);
-    run_until(&ndone, 10, 15000);
+    send_all(c, "POST", &echo, "fallback", res, 10, 15000);
     for (i = 0; i < 10; i++) {
-        ck_assert_int_eq(res[i].err, 0);
-        ck_assert_int_eq(res[i].status, 200);
+        EXPECT_OK(res[i]);
         ck_assert_int_eq(res[i].version, 1);
         ck_assert_uint_eq(res[i].body_len, 8);
     }
@@ -822,8 +794,7 @@ START_TEST(test_auto_odd_peers)
     /* A response delimited by the end of the connection. */
     parse_url(&u3, "http://127.0.0.1:%u/", eof);
     do_req(c, "GET", &u3, NULL, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     ck_assert_uint_eq(r.body_len, 13);
     ck_assert(memcmp(r.body, "until the end", 13) == 0);
     do_req(c, "GET", &u3, NULL, &r);
@@ -845,7 +816,7 @@ START_TEST(test_https_h1)
     uint16_t port;
 
     make_certs();
-    port = start_node_https();
+    port = start_node("https", "0", path_in_tmp("server.key"), path_in_tmp("server.pem"));
     cfg.tls_ca_file = path_in_tmp("ca.pem");
     parse_url(&echo, "https://127.0.0.1:%u/echo", port);
     parse_url(&stats, "https://127.0.0.1:%u/stats", port);
@@ -853,8 +824,7 @@ START_TEST(test_https_h1)
     /* Auto over TLS, the peer picks http/1.1 with ALPN: HTTP/1.1, keep-alive. */
     c = new_client(&cfg);
     do_req(c, "POST", &echo, "tls and http/1.1", &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     ck_assert_int_eq(r.version, 1);
     ck_assert_uint_eq(r.body_len, 16);
     ck_assert_int_eq(sf_http_client_origin_version(c, &echo), 1);
@@ -903,8 +873,7 @@ START_TEST(test_unix_socket)
     c = new_client(&cfg);
     parse_url(&u, "http+unix://%s/echo", sock);
     do_req(c, "POST", &u, "over a unix socket", &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_int_eq(r.status, 200);
+    EXPECT_OK(r);
     ck_assert_int_eq(r.version, 1);
     ck_assert_uint_eq(r.body_len, 18);
     ck_assert(memcmp(r.body, "over a unix socket", 18) == 0);
@@ -954,8 +923,7 @@ START_TEST(test_read_and_call_timeouts)
         /* The client is still usable (HTTP/1.1 peer for the h1 and auto clients). */
         if (modes[i] != SF_HTTP_PROTO_H2C) {
             do_req(c, "GET", &hello, NULL, &r);
-            ck_assert_int_eq(r.err, 0);
-            ck_assert_int_eq(r.status, 200);
+            EXPECT_OK(r);
         }
         close_client(c);
 
@@ -1020,10 +988,7 @@ START_TEST(test_connect_refused)
         sf_http_client_t *c = new_client(&cfg);
         static result_t res[3];
         int k;
-        ndone = 0;
-        for (k = 0; k < 3; k++)
-            ck_assert_int_eq(send_req(c, "POST", &u, "x", &res[k]), 0);
-        run_until(&ndone, 3, 5000);
+        send_all(c, "POST", &u, "x", res, 3, 5000);
         for (k = 0; k < 3; k++) {
             ck_assert_int_eq(res[k].done, 1);
             ck_assert_int_eq(res[k].err, SF_ECONNREFUSED);
@@ -1158,8 +1123,7 @@ START_TEST(test_invalid_and_reentrant)
     run_until(&step, 4, 10000);
     ck_assert_int_eq(step, 4);
     for (step = 0; step < 4; step++) {
-        ck_assert_int_eq(reentrant_res[step].err, 0);
-        ck_assert_int_eq(reentrant_res[step].status, 200);
+        EXPECT_OK(reentrant_res[step]);
     }
     /* The close was requested in the last callback; let it finish. */
     run_until(NULL, 0, 200);
