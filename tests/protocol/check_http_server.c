@@ -19,18 +19,19 @@
 
 #include "conn.h"
 #include "sf_http.h"
+#include "testutil.h"
 #include "tls.h"
 
 /* ------------------------------------------------------------------------ */
 /* Temporary directory and certificate                                        */
 
-static char tmpdir[64];
-static char cert_path[128], key_path[128], sock_path[128];
+static char *tmpdir;
+static char cert_path[300], key_path[300], sock_path[300];
 
 static void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sf-http-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tmpdir = sf_test_mkdtemp("http");
+    ck_assert_ptr_nonnull(tmpdir);
     snprintf(cert_path, sizeof cert_path, "%s/cert.pem", tmpdir);
     snprintf(key_path, sizeof key_path, "%s/key.pem", tmpdir);
     snprintf(sock_path, sizeof sock_path, "%s/s.sock", tmpdir);
@@ -38,21 +39,18 @@ static void make_tmpdir(void)
 
 static void make_cert(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
-             "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
-             ">/dev/null 2>&1",
-             key_path, cert_path);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(sf_test_sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s "
+                                "-days 1 -subj /CN=localhost "
+                                "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+                                ">/dev/null 2>&1",
+                                key_path, cert_path),
+                     0);
 }
 
 static void remove_tmpdir(void)
 {
-    unlink(cert_path);
-    unlink(key_path);
-    unlink(sock_path);
-    rmdir(tmpdir);
+    sf_test_rmtree(tmpdir);
+    tmpdir = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -629,17 +627,12 @@ START_TEST(test_server_limits)
 {
     sf_http_server_config_t cfg;
     tsrv_t t;
-    char out[4096], path[160], big[20001];
+    char out[4096], path[320], big[20001];
 
     make_tmpdir();
     snprintf(path, sizeof path, "%s/body", tmpdir);
     memset(big, 'b', 2000);
-    {
-        FILE *f = fopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_uint_eq(fwrite(big, 1, 2000, f), 2000);
-        fclose(f);
-    }
+    ck_assert_int_eq(sf_test_write_file(path, big, 2000), 0);
     base_config(&cfg);
     cfg.max_body_bytes = 1000;
     tsrv_start(&t, &cfg);
@@ -679,7 +672,6 @@ START_TEST(test_server_limits)
                      0);
     ck_assert_str_eq(out, "ok\n200 1.1");
     tsrv_stop(&t);
-    unlink(path);
     remove_tmpdir();
 }
 END_TEST
