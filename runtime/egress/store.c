@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uv.h>
 
+#include "fs.h"
 #include "log.h"
 #include "sf_common.h"
 #include "xalloc.h"
@@ -115,25 +115,6 @@ static size_t rec_key(uint8_t *k, const stopic_t *t, uint64_t offset)
     return n + 8;
 }
 
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    size_t i, len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return SF_EINVAL;
-    memcpy(buf, path, len + 1);
-    for (i = 1; i <= len; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return SF_EIO;
-            buf[i] = c;
-        }
-    }
-    return 0;
-}
-
 /* Adds a topic to the table (under the lock or before sharing). */
 static uint32_t add_topic(sf_egress_store_t *s, const char *name, size_t len,
                           const sf_egress_store_info_t *meta)
@@ -193,7 +174,7 @@ int sf_egress_store_open(const char *dir, bool sync, sf_egress_store_t **out)
     char *err = NULL;
     int rv;
 
-    if (mkdirs(dir) != 0) {
+    if (sf_fs_mkdirs(dir) != 0) {
         sf_log_error("egress store: cannot create %s: %s", dir, strerror(errno));
         return SF_EIO;
     }

@@ -46,6 +46,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fs.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -182,27 +183,6 @@ static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
-}
-
-/* mkdir -p. */
-static int mkdirs(const char *dir)
-{
-    char path[4096];
-    size_t i, len = strlen(dir);
-    if (len == 0 || len >= sizeof path)
-        return SF_EINVAL;
-    memcpy(path, dir, len + 1);
-    for (i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            sf_log_error("ingress log: cannot create %s: %s", path, strerror(errno));
-            return SF_EIO;
-        }
-        path[i] = i < len ? '/' : '\0';
-    }
-    return SF_OK;
 }
 
 /* Marks the log unusable (the first error wins). Takes mu. */
@@ -493,8 +473,10 @@ int sf_ilog_open(const sf_ilog_config_t *config, sf_ilog_t **out)
         uv_cond_init(&log->syncer_cv) != 0 || uv_cond_init(&log->synced_cv) != 0)
         sf__panic(__FILE__, __LINE__, "cannot create a mutex or condition variable");
 
-    if ((rv = mkdirs(log->dir)) != 0)
+    if ((rv = sf_fs_mkdirs(log->dir)) != 0) {
+        sf_log_error("ingress log: cannot create %s: %s", log->dir, strerror(errno));
         goto fail;
+    }
     if ((log->dirfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         sf_log_error("ingress log: cannot open %s: %s", log->dir, strerror(errno));
         rv = SF_EIO;

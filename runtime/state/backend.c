@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "fs.h"
 #include "log.h"
 #include "state_int.h"
 #include "xalloc.h"
@@ -46,32 +47,9 @@
 
 int sf__mkdirs(const char *dir)
 {
-    char *p = sf_xstrdup(dir), *s;
-    int rv = 0;
-    for (s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            rv = SF_EIO;
-        *s = '/';
-    }
-    if (rv == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
-        rv = SF_EIO;
+    int rv = sf_fs_mkdirs(dir);
     if (rv != 0)
         sf_log_error("state: cannot create directory %s: %s", dir, strerror(errno));
-    free(p);
-    return rv;
-}
-
-int sf__fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv = 0;
-    if (fd < 0)
-        return SF_EIO;
-    if (fsync(fd) != 0)
-        rv = SF_EIO;
-    close(fd);
     return rv;
 }
 

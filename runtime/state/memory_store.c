@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fs.h"
 #include "log.h"
 #include "skiplist.h"
 #include "state_int.h"
@@ -672,7 +673,7 @@ out:
     if (s.xx)
         XXH3_freeState(s.xx);
     if (rv == 0)
-        rv = sf__fsync_dir(dir);
+        rv = sf_fs_fsync_dir(dir);
     if (rv != 0)
         sf_log_error("state: cannot write snapshot %s: %s", path, strerror(errno));
     free(path);

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 #include "state_int.h"
 #include "xalloc.h"
@@ -451,6 +452,6 @@ int sf__rocks_restore(const sf_state_options_t *o, const char *cpdir)
     }
     closedir(d);
     if (rv == 0)
-        rv = sf__fsync_dir(o->dir);
+        rv = sf_fs_fsync_dir(o->dir);
     return rv;
 }

@@ -109,9 +109,7 @@ int sf__store_write1(sf_state_backend_t *b, const uint8_t *key, size_t klen, con
 bool sf__expired_entry(sf_state_backend_t *b, const uint8_t *key, size_t klen, const uint8_t *v,
                        size_t vlen);
 
-/** Creates |dir| and its missing parents (mode 0755). Returns 0 or SF_EIO. */
+/** sf_fs_mkdirs (fs.h), logging a failure. Returns 0, SF_EINVAL or SF_EIO. */
 int sf__mkdirs(const char *dir);
-/** fsyncs the directory |dir|. Returns 0 or SF_EIO. */
-int sf__fsync_dir(const char *dir);
 
 #endif /* SF_STATE_INT_H */
