@@ -180,30 +180,30 @@ static int write_manifest(const char *dir, const sf_manifest_t *m, const files_t
     return rv;
 }
 
-int sf_checkpoint_verify(const char *path, sf_manifest_t *m)
+/* Reads |path|/MANIFEST into |m|; |*root| (caller decrefs) holds the file
+ * list as |*files|. Returns 0, SF_ENOTFOUND (no MANIFEST) or SF_ESTATE. */
+static int read_manifest(const char *path, sf_manifest_t *m, json_t **root, json_t **files)
 {
     char mf[4096];
     json_error_t err;
-    json_t *root, *files, *f;
     const char *backend = NULL;
     json_int_t id = 0, t = 0, routed = 0, maxp = 0, workers = 0, pending = 0;
-    size_t i;
-    int rv = SF_OK;
 
     snprintf(mf, sizeof mf, "%s/MANIFEST", path);
     if (access(mf, F_OK) != 0)
         return SF_ENOTFOUND;
-    if (!(root = json_load_file(mf, 0, &err))) {
+    if (!(*root = json_load_file(mf, 0, &err))) {
         sf_log_warn("checkpoint %s: MANIFEST does not parse: %s (line %d)", path, err.text,
                     err.line);
         return SF_ESTATE;
     }
-    if (json_unpack(root, "{s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "id", &id, "time_ms", &t,
+    if (json_unpack(*root, "{s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "id", &id, "time_ms", &t,
                     "routed_upto", &routed, "max_parallelism", &maxp, "workers", &workers,
-                    "backend", &backend, "pending", &pending, "files", &files) != 0 ||
-        !json_is_array(files)) {
+                    "backend", &backend, "pending", &pending, "files", files) != 0 ||
+        !json_is_array(*files)) {
         sf_log_warn("checkpoint %s: MANIFEST lacks fields", path);
-        json_decref(root);
+        json_decref(*root);
+        *root = NULL;
         return SF_ESTATE;
     }
     memset(m, 0, sizeof *m);
@@ -214,6 +214,17 @@ int sf_checkpoint_verify(const char *path, sf_manifest_t *m)
     m->workers = (uint32_t)workers;
     m->pending = (uint64_t)pending;
     snprintf(m->backend, sizeof m->backend, "%s", backend);
+    return SF_OK;
+}
+
+int sf_checkpoint_verify(const char *path, sf_manifest_t *m)
+{
+    json_t *root = NULL, *files, *f;
+    size_t i;
+    int rv;
+
+    if ((rv = read_manifest(path, m, &root, &files)) != 0)
+        return rv;
     json_array_foreach(files, i, f)
     {
         const char *name = NULL, *hex = NULL;
@@ -364,14 +375,13 @@ uint64_t sf_checkpointer_oldest_routed(sf_checkpointer_t *c)
     char **names = list_checkpoints(c->root, &n);
     uint64_t oldest = UINT64_MAX;
     for (i = 0; i < n; i++) {
-        char mf[4096];
-        json_t *root;
-        json_int_t routed;
-        snprintf(mf, sizeof mf, "%s/%s/MANIFEST", c->root, names[i]);
-        if ((root = json_load_file(mf, 0, NULL)) != NULL) {
-            if (json_unpack(root, "{s:I}", "routed_upto", &routed) == 0 &&
-                (uint64_t)routed < oldest)
-                oldest = (uint64_t)routed;
+        char p[4096];
+        sf_manifest_t m;
+        json_t *root = NULL, *files;
+        snprintf(p, sizeof p, "%s/%s", c->root, names[i]);
+        if (read_manifest(p, &m, &root, &files) == 0) {
+            if (m.routed_upto < oldest)
+                oldest = m.routed_upto;
             json_decref(root);
         }
         free(names[i]);

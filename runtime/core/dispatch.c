@@ -379,6 +379,17 @@ static bool egress_exactly_once(const sf_rt_t *rt, const char *name)
            rt->mod->egress->exactly_once && strcmp(name, SF_IO_PLAYGROUND_EGRESS) == 0;
 }
 
+uint64_t sf_egress_key_epoch(const uint8_t *key, size_t klen)
+{
+    uint64_t epoch = 0;
+    size_t i;
+    if (klen != SF_EGRESS_KEY_LEN)
+        return 0;
+    for (i = 0; i < 8; i++)
+        epoch = epoch << 8 | key[i];
+    return epoch;
+}
+
 void sf_egress_key(uint8_t key[SF_EGRESS_KEY_LEN], uint64_t epoch, uint32_t worker, uint64_t seq)
 {
     int i;

@@ -45,6 +45,8 @@ void sf_dispatch_stop(sf_worker_t *w);
 #define SF_LOG_COL_EGRESS 2
 #define SF_EGRESS_KEY_LEN 20
 void sf_egress_key(uint8_t key[SF_EGRESS_KEY_LEN], uint64_t epoch, uint32_t worker, uint64_t seq);
+/** The epoch of an egress record's key (0 for a key of another length). */
+uint64_t sf_egress_key_epoch(const uint8_t *key, size_t klen);
 
 /** What sf_dispatch_snapshot takes and reports. */
 typedef struct sf_snapshot_arg_s {

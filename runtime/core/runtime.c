@@ -272,11 +272,8 @@ typedef struct publish_s {
 static int publish_one(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
 {
     publish_t *p = ud;
-    uint64_t epoch = 0;
+    uint64_t epoch = sf_egress_key_epoch(key, klen);
     sf_msg_t *m;
-    size_t i;
-    for (i = 0; i < 8 && i < klen; i++)
-        epoch = epoch << 8 | key[i];
     if (klen != SF_EGRESS_KEY_LEN || epoch > p->upto)
         return 1; /* sorted by epoch: the rest is later */
     /* Up to the published epoch: stored before a crash (or its deletion here
