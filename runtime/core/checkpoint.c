@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "dispatch.h"
+#include "fs.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -127,9 +128,9 @@ static int hash_file(const char *path, uint64_t *out)
     return n < 0 ? SF_EIO : SF_OK;
 }
 
-static int fsync_path(const char *path, int flags)
+static int fsync_file(const char *path)
 {
-    int fd = open(path, flags | O_CLOEXEC), rv;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rv;
     if (fd < 0)
         return SF_EIO;
     rv = fsync(fd);
@@ -173,8 +174,8 @@ static int write_manifest(const char *dir, const sf_manifest_t *m, const files_t
     json_object_set_new(root, "files", arr);
     snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", dir);
     snprintf(final, sizeof final, "%s/MANIFEST", dir);
-    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || fsync_path(tmp, O_RDONLY) != 0 ||
-        rename(tmp, final) != 0 || fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0)
+    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || fsync_file(tmp) != 0 ||
+        rename(tmp, final) != 0 || sf_fs_fsync_dir(dir) != 0)
         rv = SF_EIO;
     json_decref(root);
     return rv;

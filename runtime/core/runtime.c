@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "ingress_log.h"
 #include "dispatch.h"
+#include "fs.h"
 #include "rt.h"
 #include "runtime.h"
 #include "xalloc.h"
@@ -166,25 +167,6 @@ static bool hook_accepting(void *ud, uint16_t kg)
 }
 
 /* ------------------------------------------------------------------------ */
-
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    size_t i, len = strlen(path);
-    if (len >= sizeof buf)
-        return SF_EINVAL;
-    memcpy(buf, path, len + 1);
-    for (i = 1; i <= len; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return SF_EIO;
-            buf[i] = c;
-        }
-    }
-    return SF_OK;
-}
 
 /* Opens the state backend: from the newest complete checkpoint when there is
  * one (replacing the live store, which may be ahead of it after a crash),
@@ -443,7 +425,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     rt->unhealthy = sf_xcalloc(mod->nendpoints + 1, sizeof *rt->unhealthy);
 
     /* State. */
-    if ((rv = mkdirs(o->state_dir)) != 0) {
+    if ((rv = sf_fs_mkdirs(o->state_dir)) != 0) {
         sf_log_error("cannot create the state directory %s", o->state_dir);
         rt_free(rt);
         return rv;
