@@ -5,7 +5,6 @@
  * generator (a libuv loop with the transport's client, run to completion on
  * the test's thread).
  */
-#define _GNU_SOURCE /* pipe2 */
 #include "e2e.h"
 
 #include <arpa/inet.h>
@@ -20,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,8 +27,6 @@
 #include "testutil.h"
 
 #define HTTP_TIMEOUT_MS 10000
-
-static bool wait_fd(int fd, short events, int64_t deadline);
 
 /* ------------------------------------------------------------------------ */
 /* Paths and time                                                             */
@@ -93,15 +89,6 @@ void sf_e2e_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-/* In a child after fork: die with the test process (a failed assertion
- * exits it without running any cleanup, and Check kills it on a timeout). */
-static void die_with_parent(pid_t parent)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -222,7 +209,7 @@ void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
-        die_with_parent(parent);
+        sf_test_die_with_parent(parent);
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -288,49 +275,11 @@ void sf_e2e_rt_dispose(sf_e2e_rt_t *rt)
 /* ------------------------------------------------------------------------ */
 /* Other processes                                                            */
 
-pid_t sf_e2e_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms)
-{
-    int64_t deadline = sf_e2e_now_ms() + timeout_ms;
-    pid_t parent = getpid(), pid;
-    size_t n = 0;
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return -1;
-    pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        die_with_parent(parent);
-        dup2(fds[1], 1);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (n + 1 < linesz) {
-        char c;
-        if (!wait_fd(fds[0], POLLIN, deadline) || read(fds[0], &c, 1) != 1)
-            break;
-        if (c == '\n') {
-            line[n] = '\0';
-            close(fds[0]);
-            return pid;
-        }
-        line[n++] = c;
-    }
-    close(fds[0]);
-    sf_test_kill(pid);
-    return -1;
-}
-
 pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port)
 {
     char line[512];
     const char *p;
-    pid_t pid = sf_e2e_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
+    pid_t pid = sf_test_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
     ck_assert_msg(pid > 0, "%s did not print its port", argv[0]);
     p = strrchr(line, ':');
     p = p ? p + 1 : strrchr(line, ' ');
@@ -340,11 +289,6 @@ pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port)
     *port = (uint16_t)atoi(p);
     ck_assert_msg(*port > 0, "no port in \"%s\"", line);
     return pid;
-}
-
-void sf_e2e_kill(pid_t pid)
-{
-    sf_test_kill(pid);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -96,25 +96,15 @@ int sf_e2e_rt_log_count(const sf_e2e_rt_t *rt, const char *needle);
 /* ------------------------------------------------------------------------ */
 /* Other processes                                                            */
 
-/**
- * Starts |argv| (argv[0] an absolute path or in PATH) with stdout on a pipe
- * and waits up to |timeout_ms| for its first line, copied into |line|
- * without the newline. Returns the PID, or -1 (the child is killed). The
- * child is killed by the kernel should the test process die first (as
- * every process started here: a failed assertion skips the test's cleanup).
- */
-pid_t sf_e2e_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms);
+/* (sf_test_spawn_line and sf_test_kill, testutil.h, start and stop others.) */
 
 /**
  * Starts a server program (argv[0] an absolute path or in PATH) that prints
  * one line naming its port ("listening on HOST:PORT" or "listening PORT")
  * and returns its PID; the port goes to |*port|. Fails the test when no such
- * line comes within SF_E2E_START_MS.
+ * line comes within SF_E2E_START_MS. Stop it with sf_test_kill.
  */
 pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port);
-
-/** SIGTERM, a bounded wait, then SIGKILL; reaps. -1 and 0 are ignored. */
-void sf_e2e_kill(pid_t pid);
 
 /* ------------------------------------------------------------------------ */
 /* Blocking HTTP/1.1 requests (one connection each, `Connection: close`)      */

@@ -2,20 +2,23 @@
  *
  * Implementation of the shared test helpers (see testutil.h).
  */
+#define _GNU_SOURCE /* pipe2 */
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
-#include <poll.h>
-#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *sf_test_src(void)
 {
@@ -126,13 +129,20 @@ uint16_t sf_test_free_port(void)
     return port;
 }
 
+void sf_test_die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+}
+
 pid_t sf_test_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms)
 {
     int fds[2];
-    pid_t pid;
+    pid_t pid, parent = getpid();
     size_t n = 0;
     struct timespec start, now;
-    if (pipe(fds) != 0)
+    if (pipe2(fds, O_CLOEXEC) != 0)
         return -1;
     pid = fork();
     if (pid < 0) {
@@ -141,9 +151,8 @@ pid_t sf_test_spawn_line(char *const argv[], char *line, size_t linesz, int time
         return -1;
     }
     if (pid == 0) {
+        sf_test_die_with_parent(parent);
         dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
         execvp(argv[0], argv);
         _exit(127);
     }

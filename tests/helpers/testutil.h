@@ -30,9 +30,18 @@ uint16_t sf_test_free_port(void);
 #include <sys/types.h>
 
 /**
+ * In a child after fork (async-signal-safe): asks the kernel to SIGKILL it
+ * when the thread that forked it ends, and exits at once if that already
+ * happened. A test's processes then never outlive it: a failed assertion
+ * ends the test with _exit, skipping its cleanup.
+ */
+void sf_test_die_with_parent(pid_t parent);
+
+/**
  * Starts |argv| (argv[0] searched in PATH) with stdout on a pipe and waits up
  * to |timeout_ms| for its first line, copied into |line| without the newline.
  * Returns the child's PID, or -1 (and the child is killed) when no line came.
+ * The child dies with the calling thread (sf_test_die_with_parent).
  */
 pid_t sf_test_spawn_line(char *const argv[], char *line, size_t linesz, int timeout_ms);
 /** Sends SIGTERM, waits up to 3 s, then SIGKILL; reaps the child. */

@@ -170,7 +170,7 @@ START_TEST(test_order_and_batching)
             ORDER_N, (long long)load.elapsed_ms, fn_stat(port, "calls"), fn_stat(port, "maxbatch"));
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -233,7 +233,7 @@ START_TEST(test_backpressure)
     ck_assert(seen_503);
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -312,7 +312,7 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_ge(sf_e2e_rt_log_count(&rt, "healthy again"), 1);
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -344,7 +344,7 @@ START_TEST(test_stop_while_call_hangs)
     sf_e2e_rt_start(&rt, NULL);
     check_seq_state(&rt, 20, 1, 20);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST

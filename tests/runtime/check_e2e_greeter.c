@@ -94,7 +94,7 @@ static void remote_greeter(const char *protocol)
     sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
     four_visits(&rt);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 
@@ -121,7 +121,7 @@ START_TEST(test_greeter_remote_unix)
     sf_e2e_build_path(prog, sizeof prog, "examples/greeter");
     sf_e2e_rt_init(&rt, "e2e-greeter-unix");
     snprintf(listen, sizeof listen, "unix:%s/fn.sock", rt.dir);
-    fn = sf_e2e_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
+    fn = sf_test_spawn_line(argv, line, sizeof line, SF_E2E_START_MS);
     ck_assert_int_gt(fn, 0);
     sf_e2e_rt_module(&rt, "greetings", "exactly-once",
                      "kind: io.statefun.endpoints.v2/http\n"
@@ -132,7 +132,7 @@ START_TEST(test_greeter_remote_unix)
     sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
     four_visits(&rt);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -170,7 +170,7 @@ START_TEST(test_greeter_remote_https)
     sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
     four_visits(&rt);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -223,7 +223,7 @@ START_TEST(test_greeter_js_sdk)
     sf_e2e_rt_start(&rt, "--checkpoint-interval", "200ms", NULL);
     four_visits(&rt);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST

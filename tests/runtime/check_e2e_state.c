@@ -135,7 +135,7 @@ START_TEST(test_ttl_modes)
     ck_assert_int_eq(expires_at(rt.admin, "e2e.fns/ttl/a", "i"), -1);
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -199,7 +199,7 @@ START_TEST(test_delayed_and_cancelled)
     ck_assert_msg(got[0] == NULL, "unexpected record \"%s\"", got[0]);
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -235,7 +235,7 @@ START_TEST(test_delayed_survives_restart)
     ck_assert_msg(got == NULL, "unexpected record \"%s\"", got);
 
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
@@ -271,7 +271,7 @@ START_TEST(test_large_state)
     ck_assert_str_eq(got, "big:len=3145728");
     free(got);
     ck_assert_int_eq(sf_e2e_rt_stop(&rt), 0);
-    sf_e2e_kill(fn);
+    sf_test_kill(fn);
     sf_e2e_rt_dispose(&rt);
 }
 END_TEST
