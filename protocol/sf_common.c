@@ -181,3 +181,35 @@ void sf__panic(const char *file, int line, const char *msg)
 }
 
 uint64_t sf_now_ms(void) { return uv_hrtime() / 1000000u; }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+ssize_t sf_pct_decode(const char *s, size_t len, char *out)
+{
+    size_t i, n = 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (len - i < 3)
+                return SF_EINVAL;
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return SF_EINVAL;
+            out[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    return (ssize_t)n;
+}

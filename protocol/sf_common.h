@@ -84,6 +84,13 @@ void sf__panic(const char *file, int line, const char *msg) __attribute__((noret
 
 #define SF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/**
+ * Percent-decodes |len| bytes of |s| (a URL path or query part) into |out|,
+ * which has room for at least |len| bytes ('+' stays '+'). Returns the
+ * decoded length, or SF_EINVAL for a '%' not followed by two hex digits.
+ */
+ssize_t sf_pct_decode(const char *s, size_t len, char *out);
+
 /** Monotonic time in milliseconds (uv_hrtime based). */
 uint64_t sf_now_ms(void);
 

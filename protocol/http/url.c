@@ -29,16 +29,6 @@ static bool has_prefix_ci(const char *s, size_t len, const char *prefix)
     return len >= n && strncasecmp(s, prefix, n) == 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /*
  * Appends |len| bytes of |s| to |b|, decoding %XX escapes (the socket path is
  * a file name, so "%20" must become a space, as Java's URI.getPath does).
@@ -46,24 +36,14 @@ static int hexval(int c)
  */
 static int append_decoded(sf_buf_t *b, const char *s, size_t len)
 {
-    size_t i;
+    ssize_t n;
     int rv;
-    for (i = 0; i < len; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len)
-                return SF_EINVAL;
-            hi = hexval((unsigned char)s[i + 1]);
-            lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return SF_EINVAL;
-            c = (uint8_t)(hi * 16 + lo);
-            i += 2;
-        }
-        if ((rv = sf_buf_append(b, &c, 1)) != 0)
-            return rv;
-    }
+    if ((rv = sf_buf_reserve(b, len)) != 0)
+        return rv;
+    n = sf_pct_decode(s, len, (char *)b->base + b->len);
+    if (n < 0 || memchr(b->base + b->len, '\0', (size_t)n))
+        return SF_EINVAL;
+    b->len += (size_t)n;
     return 0;
 }
 

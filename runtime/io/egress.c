@@ -157,7 +157,7 @@ int sf_egress_parse_target(const char *path, char *buf, sf_egress_query_t *q, ch
         snprintf(why, whylen, "the path must be /{topic}");
         return SF_EINVAL;
     }
-    n = sf_text_pct_decode(path + 1, plen - 1, buf);
+    n = sf_pct_decode(path + 1, plen - 1, buf);
     if (n < 0) {
         snprintf(why, whylen, "malformed %%-escape in the path");
         return SF_EINVAL;
@@ -177,7 +177,7 @@ int sf_egress_parse_target(const char *path, char *buf, sf_egress_query_t *q, ch
         bool is_max = klen == 3 && memcmp(key, "max", 3) == 0;
         if (!is_wait && !is_from && !is_max)
             continue; /* unknown parameters are ignored */
-        if (vlen >= sizeof(v) || (vn = sf_text_pct_decode(val, vlen, v)) < 0) {
+        if (vlen >= sizeof(v) || (vn = sf_pct_decode(val, vlen, v)) < 0) {
             snprintf(why, whylen, "malformed value of %.*s", (int)klen, key);
             return SF_EINVAL;
         }

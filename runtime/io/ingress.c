@@ -42,7 +42,7 @@ static const char bad_path[] = "the path must be /{namespace}/{type}/{id}";
 static ssize_t decode_part(const char *s, size_t len, char *out, bool is_name, const char **why,
                            const char *what_empty)
 {
-    ssize_t n = sf_text_pct_decode(s, len, out);
+    ssize_t n = sf_pct_decode(s, len, out);
     ssize_t i;
     if (n < 0) {
         *why = "malformed %-escape in the path";

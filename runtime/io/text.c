@@ -1,6 +1,7 @@
 /* statefun-c: Apache License 2.0.
  *
- * Percent-decoding, query iteration and UTF-8 validation (see text.h).
+ * Query iteration and UTF-8 validation (see text.h; percent-decoding is
+ * sf_pct_decode in protocol/sf_common.h).
  * The UTF-8 check follows the table of well-formed byte sequences in the
  * Unicode standard (chapter 3, table 3-7).
  */
@@ -10,38 +11,6 @@
 #include <strings.h>
 
 #include "sf_common.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-ssize_t sf_text_pct_decode(const char *s, size_t len, char *out)
-{
-    size_t i, n = 0;
-    for (i = 0; i < len; i++) {
-        if (s[i] == '%') {
-            int hi, lo;
-            if (len - i < 3)
-                return SF_EINVAL;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return SF_EINVAL;
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    return (ssize_t)n;
-}
 
 bool sf_text_utf8_valid(const uint8_t *s, size_t len)
 {

@@ -17,14 +17,6 @@
 #include <sys/types.h>
 
 /**
- * Decodes the %XX escapes of the |len| bytes at |s| into |out|, which has
- * room for at least |len| bytes ('+' stays '+': this is a path, not a form).
- * Returns the decoded length, or SF_EINVAL for a '%' not followed by two hex
- * digits.
- */
-ssize_t sf_text_pct_decode(const char *s, size_t len, char *out);
-
-/**
  * True when the |len| bytes at |s| are well-formed UTF-8 (no overlong forms,
  * no surrogates, nothing past U+10FFFF). NUL bytes are valid UTF-8; callers
  * that cannot carry them check separately.

@@ -19,15 +19,15 @@
 START_TEST(test_pct_decode)
 {
     char out[64];
-    ssize_t n = sf_text_pct_decode("a%2Fb%20c+d%c3%A9", 17, out);
+    ssize_t n = sf_pct_decode("a%2Fb%20c+d%c3%A9", 17, out);
     ck_assert_int_eq(n, 9);
     ck_assert(memcmp(out, "a/b c+d\xc3\xa9", 9) == 0);
-    ck_assert_int_eq(sf_text_pct_decode("abc", 3, out), 3);
-    ck_assert_int_eq(sf_text_pct_decode("", 0, out), 0);
-    ck_assert_int_eq(sf_text_pct_decode("a%", 2, out), SF_EINVAL);
-    ck_assert_int_eq(sf_text_pct_decode("a%4", 3, out), SF_EINVAL);
-    ck_assert_int_eq(sf_text_pct_decode("%zz", 3, out), SF_EINVAL);
-    ck_assert_int_eq(sf_text_pct_decode("%00", 3, out), 1);
+    ck_assert_int_eq(sf_pct_decode("abc", 3, out), 3);
+    ck_assert_int_eq(sf_pct_decode("", 0, out), 0);
+    ck_assert_int_eq(sf_pct_decode("a%", 2, out), SF_EINVAL);
+    ck_assert_int_eq(sf_pct_decode("a%4", 3, out), SF_EINVAL);
+    ck_assert_int_eq(sf_pct_decode("%zz", 3, out), SF_EINVAL);
+    ck_assert_int_eq(sf_pct_decode("%00", 3, out), 1);
     ck_assert_int_eq(out[0], 0);
 }
 END_TEST
