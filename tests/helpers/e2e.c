@@ -1,8 +1,8 @@
 /* statefun-c: Apache License 2.0.
  *
  * The end-to-end test helpers (see e2e.h): runtime processes, servers,
- * blocking HTTP/1.1 requests, egress and admin reads, and the load
- * generator (a libuv loop with the transport's client, run to completion on
+ * blocking HTTP/1.1 requests (responses parsed with http_parser), egress
+ * and admin reads, and the load generator (a libuv loop with the transport's client, run to completion on
  * the test's thread).
  */
 #include "e2e.h"
@@ -11,7 +11,9 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <http_parser.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -294,69 +296,116 @@ pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port)
 /* ------------------------------------------------------------------------ */
 /* Blocking HTTP/1.1                                                          */
 
-/* Waits for |fd| to be ready for |events| until |deadline|; false on timeout. */
-static bool wait_fd(int fd, short events, int64_t deadline)
+/* Waits for |fd| to be ready for |events| until |deadline|; the revents, or 0 on timeout. */
+static short wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
         struct pollfd p = {fd, events, 0};
         int64_t left = deadline - sf_e2e_now_ms();
         int rv;
         if (left <= 0)
-            return false;
+            return 0;
         rv = poll(&p, 1, (int)left);
         if (rv > 0)
-            return true;
+            return p.revents;
         if (rv == 0 || errno != EINTR)
-            return false;
+            return 0;
     }
 }
 
-/* Parses a complete response in |buf| (|len| bytes, NUL-terminated). */
-static int parse_response(char *buf, size_t len, sf_e2e_resp_t *out)
+/* What the parser callbacks collect. */
+typedef struct {
+    sf_e2e_resp_t *resp;
+    size_t cap;
+    char *header;      /* the buffer of the header being read, or NULL: not one we keep */
+    size_t header_cap; /* its size */
+    size_t header_len;
+    char offset[32]; /* X-Statefun-Offset */
+    bool complete;
+    bool keep_alive;
+    bool failed; /* out of memory */
+} parse_t;
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    char *hend = strstr(buf, "\r\n\r\n"), *line, *body;
-    long clen = -1;
-    if (!hend || sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1) {
-        out->status = 0;
-        return -1;
+    parse_t *st = p->data;
+    st->header = NULL;
+    st->header_len = 0;
+    if (len == 17 && strncasecmp(at, "x-statefun-offset", len) == 0) {
+        st->header = st->offset;
+        st->header_cap = sizeof st->offset;
+    } else if (len == 11 && strncasecmp(at, "retry-after", len) == 0) {
+        st->header = st->resp->retry_after;
+        st->header_cap = sizeof st->resp->retry_after;
     }
-    *hend = '\0';
-    body = hend + 4;
-    for (line = strstr(buf, "\r\n"); line && line < hend; line = strstr(line, "\r\n")) {
-        line += 2;
-        if (strncasecmp(line, "content-length:", 15) == 0)
-            clen = strtol(line + 15, NULL, 10);
-        else if (strncasecmp(line, "retry-after:", 12) == 0)
-            sscanf(line + 12, " %31[^\r]", out->retry_after);
-    }
-    out->len = len - (size_t)(body - buf);
-    if (clen >= 0 && (size_t)clen < out->len)
-        out->len = (size_t)clen;
-    if (clen >= 0 && (size_t)clen > out->len) {
-        out->status = 0;
-        return -1;
-    }
-    out->body = malloc(out->len + 1);
-    ck_assert_ptr_nonnull(out->body);
-    memcpy(out->body, body, out->len);
-    out->body[out->len] = '\0';
     return 0;
 }
 
-int sf_e2e_http(uint16_t port, const char *method, const char *path, const char *content_type,
-                const void *body, size_t len, sf_e2e_resp_t *out)
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    parse_t *st = p->data;
+    if (st->header && st->header_len + len < st->header_cap) {
+        memcpy(st->header + st->header_len, at, len);
+        st->header_len += len;
+        st->header[st->header_len] = '\0';
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    parse_t *st = p->data;
+    sf_e2e_resp_t *r = st->resp;
+    if (r->len + len + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 256;
+        char *b;
+        while (cap < r->len + len + 1)
+            cap *= 2;
+        if (!(b = realloc(r->body, cap))) {
+            st->failed = true;
+            return 1;
+        }
+        r->body = b;
+        st->cap = cap;
+    }
+    memcpy(r->body + r->len, at, len);
+    r->len += len;
+    r->body[r->len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    parse_t *st = p->data;
+    st->complete = true;
+    st->resp->status = (int)p->status_code;
+    st->keep_alive = http_should_keep_alive(p) != 0;
+    return 1; /* stop: one response per request */
+}
+
+static void disconnect(sf_e2e_conn_t *c)
+{
+    if (c->_fd >= 0)
+        close(c->_fd);
+    c->_fd = -1;
+}
+
+/* A kept-alive connection is usable when it has nothing to read: readable
+ * means the server closed it (EOF or reset) or sent something unasked. */
+static bool still_open(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* A non-blocking socket connected to 127.0.0.1:|port| before |deadline|, or -1. */
+static int connect_to(uint16_t port, int64_t deadline)
 {
     struct sockaddr_in a;
-    char head[2048];
-    char *buf = NULL;
-    size_t blen = 0, bcap = 0, off = 0;
-    int64_t deadline = sf_e2e_now_ms() + HTTP_TIMEOUT_MS;
-    int fd, hlen, rv = -1;
-
-    memset(out, 0, sizeof *out);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
     if (fd < 0)
         return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -365,20 +414,27 @@ int sf_e2e_http(uint16_t port, const char *method, const char *path, const char 
         int err = 0;
         socklen_t elen = sizeof err;
         if (errno != EINPROGRESS || !wait_fd(fd, POLLOUT, deadline) ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0)
-            goto out;
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+            close(fd);
+            return -1;
+        }
     }
-    hlen = snprintf(head, sizeof head,
-                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
-                    "Content-Length: %zu\r\n%s%s%s\r\n",
-                    method, path, port, len, content_type ? "Content-Type: " : "",
-                    content_type ? content_type : "", content_type ? "\r\n" : "");
-    ck_assert_int_lt(hlen, (int)sizeof head);
-    /* Write the head and the body; a server that answers early (413) may
-     * stop reading: the answer is read all the same. */
-    while (off < (size_t)hlen + len) {
-        const char *p = off < (size_t)hlen ? head + off : (const char *)body + (off - hlen);
-        size_t n = off < (size_t)hlen ? (size_t)hlen - off : len - (off - hlen);
+    return fd;
+}
+
+/*
+ * Writes |head| and then |body| before |deadline|. True when all of it went
+ * out; false when it stopped early: an error (EPIPE, ECONNRESET), the
+ * deadline, or an answer that came first (a server that answers early, as
+ * with 413, may stop reading: the answer is read all the same).
+ */
+static bool send_all(int fd, const char *head, size_t hlen, const char *body, size_t len,
+                     int64_t deadline)
+{
+    size_t off = 0;
+    while (off < hlen + len) {
+        const char *p = off < hlen ? head + off : body + (off - hlen);
+        size_t n = off < hlen ? hlen - off : len - (off - hlen);
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w > 0) {
             off += (size_t)w;
@@ -387,53 +443,136 @@ int sf_e2e_http(uint16_t port, const char *method, const char *path, const char 
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p2[1] = {{fd, POLLOUT | POLLIN, 0}};
-            int64_t left = deadline - sf_e2e_now_ms();
-            if (left <= 0 || poll(p2, 1, (int)left) <= 0)
-                goto out;
-            if (p2[0].revents & POLLIN)
-                break; /* an early answer */
+            short ev = wait_fd(fd, POLLOUT | POLLIN, deadline);
+            if (!ev || (ev & POLLIN))
+                return false;
             continue;
         }
-        break; /* EPIPE, ECONNRESET: read what came */
+        return false;
     }
-    for (;;) {
-        ssize_t r;
-        if (blen + 4096 + 1 > bcap) {
-            bcap = bcap ? bcap * 2 : 8192;
-            buf = realloc(buf, bcap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        r = recv(fd, buf + blen, bcap - blen - 1, 0);
-        if (r > 0) {
-            blen += (size_t)r;
+    return true;
+}
+
+/* One request on |c|; with |close_after|, asks the server to close (`Connection: close`). */
+static sf_e2e_http_outcome request(sf_e2e_conn_t *c, bool close_after, const char *method,
+                                   const char *path, const char *content_type, const void *body,
+                                   size_t len, int timeout_ms, sf_e2e_resp_t *out)
+{
+    int64_t deadline = sf_e2e_now_ms() + timeout_ms;
+    http_parser_settings settings;
+    http_parser parser;
+    parse_t st;
+    char head[2048];
+    bool whole;
+    int hlen;
+
+    memset(out, 0, sizeof *out);
+    out->offset = -1;
+    if (c->_fd >= 0 && !still_open(c->_fd))
+        disconnect(c);
+    if (c->_fd < 0 && (c->_fd = connect_to(c->port, deadline)) < 0)
+        return SF_E2E_HTTP_NOT_SENT;
+    hlen = snprintf(head, sizeof head,
+                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%sContent-Length: %zu\r\n%s%s%s\r\n",
+                    method, path, c->port, close_after ? "Connection: close\r\n" : "", len,
+                    content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                    content_type ? "\r\n" : "");
+    if (hlen < 0 || (size_t)hlen >= sizeof head) {
+        disconnect(c);
+        return SF_E2E_HTTP_NOT_SENT;
+    }
+    whole = send_all(c->_fd, head, (size_t)hlen, body, len, deadline);
+
+    memset(&settings, 0, sizeof settings);
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    memset(&st, 0, sizeof st);
+    st.resp = out;
+    http_parser_init(&parser, HTTP_RESPONSE);
+    parser.data = &st;
+    while (!st.complete) {
+        char buf[16384];
+        ssize_t n = recv(c->_fd, buf, sizeof buf, 0);
+        size_t used;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_fd(c->_fd, POLLIN, deadline))
+                break;
             continue;
         }
-        if (r == 0 || (r < 0 && errno == ECONNRESET && blen > 0))
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            /* The end ends a response that has neither a length nor chunks. */
+            http_parser_execute(&parser, &settings, NULL, 0);
+            st.keep_alive = false;
             break;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!wait_fd(fd, POLLIN, deadline))
-                goto out;
-            continue;
         }
-        goto out;
+        if (n < 0)
+            break;
+        used = http_parser_execute(&parser, &settings, buf, (size_t)n);
+        if (st.failed ||
+            (!st.complete && (used != (size_t)n || HTTP_PARSER_ERRNO(&parser) != HPE_OK)))
+            break;
+        /* Bytes after the response would be unasked for: drop the connection. */
+        if (st.complete && used != (size_t)n)
+            st.keep_alive = false;
     }
-    if (!buf)
-        goto out;
-    buf[blen] = '\0';
-    rv = parse_response(buf, blen, out);
-out:
-    free(buf);
-    close(fd);
-    return rv;
+    if (!st.complete || st.failed) {
+        sf_e2e_resp_dispose(out);
+        out->status = 0;
+        out->offset = -1;
+        out->retry_after[0] = '\0';
+        disconnect(c);
+        /* Not written whole: the server cannot have taken it as a request. */
+        return whole ? SF_E2E_HTTP_UNKNOWN : SF_E2E_HTTP_NOT_SENT;
+    }
+    if (!out->body && !(out->body = calloc(1, 1))) {
+        disconnect(c);
+        return SF_E2E_HTTP_UNKNOWN;
+    }
+    if (st.offset[0])
+        out->offset = strtoll(st.offset, NULL, 10);
+    if (!st.keep_alive || close_after)
+        disconnect(c);
+    return SF_E2E_HTTP_DONE;
+}
+
+void sf_e2e_conn_init(sf_e2e_conn_t *c, uint16_t port)
+{
+    c->port = port;
+    c->_fd = -1;
+}
+
+void sf_e2e_conn_dispose(sf_e2e_conn_t *c)
+{
+    disconnect(c);
+}
+
+sf_e2e_http_outcome sf_e2e_conn_request(sf_e2e_conn_t *c, const char *method, const char *path,
+                                        const char *content_type, const void *body, size_t len,
+                                        int timeout_ms, sf_e2e_resp_t *out)
+{
+    return request(c, false, method, path, content_type, body, len, timeout_ms, out);
+}
+
+int sf_e2e_http(uint16_t port, const char *method, const char *path, const char *content_type,
+                const void *body, size_t len, sf_e2e_resp_t *out)
+{
+    sf_e2e_conn_t c;
+    sf_e2e_http_outcome o;
+    sf_e2e_conn_init(&c, port);
+    o = request(&c, true, method, path, content_type, body, len, HTTP_TIMEOUT_MS, out);
+    sf_e2e_conn_dispose(&c);
+    return o == SF_E2E_HTTP_DONE ? 0 : -1;
 }
 
 void sf_e2e_resp_dispose(sf_e2e_resp_t *r)
 {
     free(r->body);
     r->body = NULL;
+    r->len = 0;
 }
 
 int sf_e2e_put(uint16_t port, const char *path, const char *text)

@@ -3,11 +3,13 @@
  * Helpers of the runtime's end-to-end tests (tests/runtime/check_e2e_*.c):
  * start a real `statefun run` with a generated module.yaml in a temporary
  * folder on free loopback ports, wait until it answers, talk to its ingress,
- * egress and admin listeners, and stop it by PID; start function servers;
- * send many ingress messages at once over one HTTP/2 connection.
+ * egress and admin listeners (blocking HTTP/1.1, one-shot or kept alive),
+ * and stop it by PID; start function servers; send many ingress messages at
+ * once over one HTTP/2 connection.
  *
- * Every wait is bounded in time. Runs on the test's thread (the load
- * generator runs its own libuv loop inside sf_e2e_load_run).
+ * Every wait is bounded in time. Runs on the test's thread, except where a
+ * function says otherwise (the load generator runs its own libuv loop inside
+ * sf_e2e_load_run; a connection may be used on any one thread).
  */
 #ifndef SF_E2E_H
 #define SF_E2E_H
@@ -107,24 +109,61 @@ int sf_e2e_rt_log_count(const sf_e2e_rt_t *rt, const char *needle);
 pid_t sf_e2e_spawn_server(char *const argv[], uint16_t *port);
 
 /* ------------------------------------------------------------------------ */
-/* Blocking HTTP/1.1 requests (one connection each, `Connection: close`)      */
+/* Blocking HTTP/1.1 requests                                                 */
 
 typedef struct sf_e2e_resp_s {
     int status; /* 0 when no response came */
-    char *body; /* NUL-terminated, owned */
+    char *body; /* NUL-terminated, owned; NULL when no response came */
     size_t len;
     char retry_after[32]; /* the Retry-After header's value, or "" */
+    int64_t offset;       /* the X-Statefun-Offset header's value, or -1 */
 } sf_e2e_resp_t;
+
+void sf_e2e_resp_dispose(sf_e2e_resp_t *r);
 
 /**
  * Sends |method| |path| (sent as is) to 127.0.0.1:|port| with |body|
- * (|content_type| NULL: no header) and reads the whole response within
- * 10 s. Returns 0, or -1 when no complete response came (|out->status| 0).
- * Dispose |out| in either case.
+ * (|content_type| NULL: no header) on a connection of its own
+ * (`Connection: close`) and reads the whole response within 10 s. Returns
+ * 0, or -1 when no complete response came (|out->status| 0). Dispose |out|
+ * in either case. Any thread.
  */
 int sf_e2e_http(uint16_t port, const char *method, const char *path, const char *content_type,
                 const void *body, size_t len, sf_e2e_resp_t *out);
-void sf_e2e_resp_dispose(sf_e2e_resp_t *r);
+
+/**
+ * A kept-alive connection to 127.0.0.1:|port|, one request at a time, that
+ * tells a request that certainly did not reach the server (it may be sent
+ * again) from one whose outcome is unknown (written whole, and no complete
+ * answer came: the server may or may not have acted on it). Owned by one
+ * thread; different connections may be used on different threads.
+ */
+typedef struct sf_e2e_conn_s {
+    uint16_t port; /* read-only */
+    int _fd;       /* private: -1 when not connected */
+} sf_e2e_conn_t;
+
+/** How a request ended (sf_e2e_conn_request). */
+typedef enum {
+    SF_E2E_HTTP_DONE = 0,     /* a complete response is in |out| */
+    SF_E2E_HTTP_NOT_SENT = 1, /* no connection, or the request was not written whole */
+    SF_E2E_HTTP_UNKNOWN = 2,  /* written whole, no complete response (reset, EOF, timeout) */
+} sf_e2e_http_outcome;
+
+void sf_e2e_conn_init(sf_e2e_conn_t *c, uint16_t port);
+/** Closes the connection, if any. */
+void sf_e2e_conn_dispose(sf_e2e_conn_t *c);
+
+/**
+ * Sends |method| |path| with |body| (|content_type| NULL: no header) on |c|
+ * and waits for the answer at most |timeout_ms|. A kept-alive connection
+ * that the server closed in the meantime is noticed before writing and
+ * replaced. After anything but DONE the connection is closed. Dispose |out|
+ * in every case.
+ */
+sf_e2e_http_outcome sf_e2e_conn_request(sf_e2e_conn_t *c, const char *method, const char *path,
+                                        const char *content_type, const void *body, size_t len,
+                                        int timeout_ms, sf_e2e_resp_t *out);
 
 /** PUT |text| as text/plain to the ingress at |path|; returns the status (0: none). */
 int sf_e2e_put(uint16_t port, const char *path, const char *text);

@@ -64,8 +64,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crash_http.h"
 #include "crash_model.h"
+#include "e2e.h"
 #include "testutil.h"
 
 #define FN_TYPE_PATH "/statefun.smoke/cmd/"
@@ -399,34 +399,34 @@ static void rt_spawn(crash_t *t)
 static void rt_start(crash_t *t)
 {
     int64_t deadline;
-    sf_crash_http_t probe;
+    sf_e2e_conn_t probe;
     int st;
 
     rt_spawn(t);
-    sf_crash_http_init(&probe, t->ingress);
+    sf_e2e_conn_init(&probe, t->ingress);
     deadline = now_ms() + START_MS;
     for (;;) {
-        sf_crash_http_resp_t resp;
-        if (sf_crash_http_request(&probe, "GET", "/", NULL, NULL, 0, 1000, &resp) ==
-            SF_CRASH_HTTP_DONE) {
-            sf_crash_http_resp_dispose(&resp);
+        sf_e2e_resp_t resp;
+        if (sf_e2e_conn_request(&probe, "GET", "/", NULL, NULL, 0, 1000, &resp) ==
+            SF_E2E_HTTP_DONE) {
+            sf_e2e_resp_dispose(&resp);
             break;
         }
         if (waitpid(t->rt_pid, &st, WNOHANG) == t->rt_pid) {
             t->rt_pid = 0;
             atomic_store(&live_rt, 0);
-            sf_crash_http_dispose(&probe);
+            sf_e2e_conn_dispose(&probe);
             crash_abort("statefun exited during start %d (status %d); log:\n%s", t->starts, st,
                         log_tail(t, 3000));
         }
         if (now_ms() > deadline) {
-            sf_crash_http_dispose(&probe);
+            sf_e2e_conn_dispose(&probe);
             crash_abort("statefun did not answer within %d ms of start %d; log:\n%s", START_MS,
                         t->starts, log_tail(t, 3000));
         }
         sleep_ms(10);
     }
-    sf_crash_http_dispose(&probe);
+    sf_e2e_conn_dispose(&probe);
 }
 
 static void rt_kill9(crash_t *t)
@@ -466,7 +466,7 @@ static void rt_stop(crash_t *t)
 /* Sender threads                                                             */
 
 /* Sends |m| until the ingress accepted it or the outcome is unknown. */
-static void send_one(sender_t *s, sf_crash_http_t *conn, sf_crash_msg_t *m)
+static void send_one(sender_t *s, sf_e2e_conn_t *conn, sf_crash_msg_t *m)
 {
     crash_t *t = s->t;
     char path[64];
@@ -474,29 +474,29 @@ static void send_one(sender_t *s, sf_crash_http_t *conn, sf_crash_msg_t *m)
 
     snprintf(path, sizeof path, FN_TYPE_PATH "%u", m->target);
     for (;;) {
-        sf_crash_http_resp_t resp;
-        sf_crash_http_outcome o = sf_crash_http_request(conn, "PUT", path, COMMANDS_CT, m->body,
-                                                        m->body_len, REQUEST_MS, &resp);
-        if (o == SF_CRASH_HTTP_UNKNOWN) {
+        sf_e2e_resp_t resp;
+        sf_e2e_http_outcome o = sf_e2e_conn_request(conn, "PUT", path, COMMANDS_CT, m->body,
+                                                    m->body_len, REQUEST_MS, &resp);
+        if (o == SF_E2E_HTTP_UNKNOWN) {
             m->outcome = SF_CRASH_UNKNOWN;
             s->unknown++;
             return;
         }
-        if (o == SF_CRASH_HTTP_DONE) {
+        if (o == SF_E2E_HTTP_DONE) {
             int status = resp.status;
             if (status == 200) {
-                sf_crash_http_resp_dispose(&resp);
+                sf_e2e_resp_dispose(&resp);
                 m->outcome = SF_CRASH_ACKED;
                 s->acked++;
                 return;
             }
             if (status != 503) {
                 report(t, "ingress answered %d to %s: %s", status, path, resp.body);
-                sf_crash_http_resp_dispose(&resp);
+                sf_e2e_resp_dispose(&resp);
                 atomic_store(&t->stop_senders, true);
                 return;
             }
-            sf_crash_http_resp_dispose(&resp);
+            sf_e2e_resp_dispose(&resp);
         }
         /* Refused (the runtime is down) or 503: not accepted, send it again. */
         s->retries++;
@@ -514,11 +514,11 @@ static void *sender_main(void *arg)
 {
     sender_t *s = arg;
     crash_t *t = s->t;
-    sf_crash_http_t conn;
+    sf_e2e_conn_t conn;
     int64_t interval_us = (int64_t)t->nsenders * 1000000 / t->rate;
     int64_t next = now_ms() * 1000;
 
-    sf_crash_http_init(&conn, t->ingress);
+    sf_e2e_conn_init(&conn, t->ingress);
     while (!atomic_load(&t->stop_senders)) {
         sf_crash_msg_t *m;
         int64_t now;
@@ -548,7 +548,7 @@ static void *sender_main(void *arg)
         else
             next = now;
     }
-    sf_crash_http_dispose(&conn);
+    sf_e2e_conn_dispose(&conn);
     return NULL;
 }
 
@@ -558,36 +558,36 @@ static void *sender_main(void *arg)
 static void *reader_main(void *arg)
 {
     crash_t *t = arg;
-    sf_crash_http_t conn;
-    sf_crash_http_init(&conn, t->egress);
+    sf_e2e_conn_t conn;
+    sf_e2e_conn_init(&conn, t->egress);
     while (!atomic_load(&t->reader_stop)) {
         bool drain = atomic_load(&t->reader_drain);
-        sf_crash_http_resp_t resp;
-        sf_crash_http_outcome o =
-            sf_crash_http_request(&conn, "GET", drain ? "/" TOPIC : "/" TOPIC "?wait=300ms", NULL,
-                                  NULL, 0, REQUEST_MS, &resp);
-        if (o == SF_CRASH_HTTP_DONE) {
+        sf_e2e_resp_t resp;
+        sf_e2e_http_outcome o =
+            sf_e2e_conn_request(&conn, "GET", drain ? "/" TOPIC : "/" TOPIC "?wait=300ms", NULL,
+                                NULL, 0, REQUEST_MS, &resp);
+        if (o == SF_E2E_HTTP_DONE) {
             int status = resp.status;
             if (status == 200) {
                 if (resp.offset < 0)
                     report(t, "a popped record has no X-Statefun-Offset: %s", resp.body);
-                recs_push(&t->popped, resp.offset, resp.body, resp.body_len);
+                recs_push(&t->popped, resp.offset, resp.body, resp.len);
             } else if (status == 404 && drain) {
-                sf_crash_http_resp_dispose(&resp);
+                sf_e2e_resp_dispose(&resp);
                 break;
             } else if (status != 404 && status != 503) {
                 report(t, "egress answered %d: %s", status, resp.body);
             }
-            sf_crash_http_resp_dispose(&resp);
+            sf_e2e_resp_dispose(&resp);
             if (status == 503)
                 sleep_ms(20);
             continue;
         }
-        if (o == SF_CRASH_HTTP_UNKNOWN)
+        if (o == SF_E2E_HTTP_UNKNOWN)
             t->unknown_pops++; /* a record may have been popped and its answer lost */
         sleep_ms(10);
     }
-    sf_crash_http_dispose(&conn);
+    sf_e2e_conn_dispose(&conn);
     return NULL;
 }
 
@@ -595,25 +595,25 @@ static void *reader_main(void *arg)
 /* Reading the results                                                        */
 
 /* A GET that must be answered (retried while refused or 503). */
-static int get(crash_t *t, uint16_t port, const char *path, sf_crash_http_resp_t *resp)
+static int get(crash_t *t, uint16_t port, const char *path, sf_e2e_resp_t *resp)
 {
-    sf_crash_http_t conn;
+    sf_e2e_conn_t conn;
     int64_t deadline = now_ms() + REQUEST_MS;
-    sf_crash_http_init(&conn, port);
+    sf_e2e_conn_init(&conn, port);
     for (;;) {
-        sf_crash_http_outcome o =
-            sf_crash_http_request(&conn, "GET", path, NULL, NULL, 0, REQUEST_MS, resp);
-        if (o == SF_CRASH_HTTP_DONE && resp->status != 503)
+        sf_e2e_http_outcome o =
+            sf_e2e_conn_request(&conn, "GET", path, NULL, NULL, 0, REQUEST_MS, resp);
+        if (o == SF_E2E_HTTP_DONE && resp->status != 503)
             break;
-        if (o == SF_CRASH_HTTP_DONE)
-            sf_crash_http_resp_dispose(resp);
+        if (o == SF_E2E_HTTP_DONE)
+            sf_e2e_resp_dispose(resp);
         if (now_ms() > deadline) {
-            sf_crash_http_dispose(&conn);
+            sf_e2e_conn_dispose(&conn);
             return -1;
         }
         sleep_ms(20);
     }
-    sf_crash_http_dispose(&conn);
+    sf_e2e_conn_dispose(&conn);
     return 0;
 }
 
@@ -624,7 +624,7 @@ static void read_topic(crash_t *t, recs_t *out)
     memset(out, 0, sizeof *out);
     for (;;) {
         char path[128];
-        sf_crash_http_resp_t resp;
+        sf_e2e_resp_t resp;
         char *line, *save = NULL;
         size_t before = out->n;
         int64_t start = from;
@@ -635,7 +635,7 @@ static void read_topic(crash_t *t, recs_t *out)
         }
         if (resp.status != 200) {
             report(t, "egress read %s answered %d: %s", path, resp.status, resp.body);
-            sf_crash_http_resp_dispose(&resp);
+            sf_e2e_resp_dispose(&resp);
             return;
         }
         for (line = strtok_r(resp.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -654,7 +654,7 @@ static void read_topic(crash_t *t, recs_t *out)
             }
             json_decref(j);
         }
-        sf_crash_http_resp_dispose(&resp);
+        sf_e2e_resp_dispose(&resp);
         if (out->n == before || from <= start)
             return;
     }
@@ -664,7 +664,7 @@ static void read_topic(crash_t *t, recs_t *out)
 static int64_t read_counter(crash_t *t, int a)
 {
     char path[128];
-    sf_crash_http_resp_t resp;
+    sf_e2e_resp_t resp;
     json_error_t jerr;
     json_t *j, *v;
     int64_t value = -1;
@@ -672,7 +672,7 @@ static int64_t read_counter(crash_t *t, int a)
     if (get(t, t->admin, path, &resp) != 0)
         return -1;
     if (resp.status == 404) {
-        sf_crash_http_resp_dispose(&resp);
+        sf_e2e_resp_dispose(&resp);
         return 0;
     }
     j = resp.status == 200 ? json_loads(resp.body, 0, &jerr) : NULL;
@@ -682,7 +682,7 @@ static int64_t read_counter(crash_t *t, int a)
     else
         report(t, "admin %s answered %d: %.200s", path, resp.status, resp.body);
     json_decref(j);
-    sf_crash_http_resp_dispose(&resp);
+    sf_e2e_resp_dispose(&resp);
     return value;
 }
 
@@ -1073,27 +1073,27 @@ static void crash_run(bool remote)
 
     /* Verification: one command per address, then one more kill -9. */
     for (a = 0; a < t.naddr; a++) {
-        sf_crash_http_t conn;
-        sf_crash_http_resp_t resp;
+        sf_e2e_conn_t conn;
+        sf_e2e_resp_t resp;
         char path[64];
         int64_t deadline = now_ms() + REQUEST_MS;
         snprintf(path, sizeof path, FN_TYPE_PATH "%d", a);
-        sf_crash_http_init(&conn, t.ingress);
+        sf_e2e_conn_init(&conn, t.ingress);
         for (;;) {
-            sf_crash_http_outcome o =
-                sf_crash_http_request(&conn, "PUT", path, COMMANDS_CT, "v", 1, REQUEST_MS, &resp);
-            int status = o == SF_CRASH_HTTP_DONE ? resp.status : 0;
-            if (o == SF_CRASH_HTTP_DONE)
-                sf_crash_http_resp_dispose(&resp);
+            sf_e2e_http_outcome o =
+                sf_e2e_conn_request(&conn, "PUT", path, COMMANDS_CT, "v", 1, REQUEST_MS, &resp);
+            int status = o == SF_E2E_HTTP_DONE ? resp.status : 0;
+            if (o == SF_E2E_HTTP_DONE)
+                sf_e2e_resp_dispose(&resp);
             if (status == 200)
                 break;
-            if (o == SF_CRASH_HTTP_UNKNOWN || (status && status != 503) || now_ms() > deadline) {
+            if (o == SF_E2E_HTTP_UNKNOWN || (status && status != 503) || now_ms() > deadline) {
                 report(&t, "verification of %d: outcome %d, status %d", a, (int)o, status);
                 break;
             }
             sleep_ms(20);
         }
-        sf_crash_http_dispose(&conn);
+        sf_e2e_conn_dispose(&conn);
     }
     sleep_ms((int)(sf_crash_rng_next(&krng) % 300));
     rt_kill9(&t);
