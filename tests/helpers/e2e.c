@@ -2,8 +2,8 @@
  *
  * The end-to-end test helpers (see e2e.h): runtime processes, servers,
  * blocking HTTP/1.1 requests (responses parsed with http_parser), egress
- * and admin reads, and the load generator (a libuv loop with the transport's client, run to completion on
- * the test's thread).
+ * and admin reads, and the load generator (a libuv loop with the transport's client, run to
+ * completion on the test's thread).
  */
 #include "e2e.h"
 
@@ -93,6 +93,10 @@ void sf_e2e_sleep_ms(int ms)
         ;
 }
 
+static sf_e2e_http_outcome request(sf_e2e_conn_t *c, bool close_after, const char *method,
+                                   const char *path, const char *content_type, const void *body,
+                                   size_t len, int timeout_ms, sf_e2e_resp_t *out);
+
 /* ------------------------------------------------------------------------ */
 /* Runtime processes                                                          */
 
@@ -117,19 +121,15 @@ void sf_e2e_rt_init(sf_e2e_rt_t *rt, const char *name)
 void sf_e2e_rt_module(sf_e2e_rt_t *rt, const char *topics, const char *semantic, const char *fmt,
                       ...)
 {
-    char docs[8192], all[10000];
+    char docs[8192], egress[512] = "", all[10000];
     va_list ap;
     int n;
 
     va_start(ap, fmt);
     vsnprintf(docs, sizeof docs, fmt, ap);
     va_end(ap);
-    n = snprintf(all, sizeof all,
-                 "%s%s"
-                 "kind: io.statefun.playground.v1/ingress\n"
-                 "spec:\n"
-                 "  host: 127.0.0.1\n"
-                 "  port: %u\n"
+    if (topics)
+        snprintf(egress, sizeof egress,
                  "---\n"
                  "kind: io.statefun.playground.v1/egress\n"
                  "spec:\n"
@@ -137,7 +137,17 @@ void sf_e2e_rt_module(sf_e2e_rt_t *rt, const char *topics, const char *semantic,
                  "  port: %u\n"
                  "  deliverySemantic: %s\n"
                  "  topics: [%s]\n",
-                 docs, docs[0] ? "---\n" : "", rt->ingress, rt->egress, semantic, topics);
+                 rt->egress, semantic, topics);
+    else
+        rt->egress = 0;
+    n = snprintf(all, sizeof all,
+                 "%s%s"
+                 "kind: io.statefun.playground.v1/ingress\n"
+                 "spec:\n"
+                 "  host: 127.0.0.1\n"
+                 "  port: %u\n"
+                 "%s",
+                 docs, docs[0] ? "---\n" : "", rt->ingress, egress);
     ck_assert_int_lt(n, (int)sizeof all);
     ck_assert_int_eq(sf_test_write_file(rt->yaml, all, (size_t)n), 0);
 }
@@ -179,14 +189,40 @@ int sf_e2e_rt_log_count(const sf_e2e_rt_t *rt, const char *needle)
     return n;
 }
 
-void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...)
+void sf_e2e_rt_check_log_clean(const sf_e2e_rt_t *rt)
+{
+    char *all = sf_test_read_file(rt->log, NULL);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_msg(!strstr(all, "AddressSanitizer") && !strstr(all, "runtime error:") &&
+                      !strstr(all, "LeakSanitizer"),
+                  "sanitizer report in the runtime's log:\n%s", all);
+    free(all);
+}
+
+/* The environment without STATEFUN_* (the options' variables), so that the
+ * command line alone configures the run. Built before fork (malloc). */
+static char **run_environ(void)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **env;
+    while (environ[n])
+        n++;
+    env = calloc(n + 1, sizeof *env);
+    ck_assert_ptr_nonnull(env);
+    for (n = 0; environ[n]; n++)
+        if (strncmp(environ[n], "STATEFUN_", 9) != 0)
+            env[k++] = environ[n];
+    return env;
+}
+
+static void rt_spawn(sf_e2e_rt_t *rt, va_list ap)
 {
     char admin[64];
     const char *argv[64];
     const char *a;
-    int argc = 0, st, fd;
-    int64_t deadline;
-    va_list ap;
+    char **env;
+    int argc = 0, fd;
     pid_t pid, parent;
 
     ck_assert_int_eq(rt->pid, -1);
@@ -197,44 +233,87 @@ void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...)
     argv[argc++] = rt->state_dir;
     argv[argc++] = "--admin";
     argv[argc++] = admin;
-    va_start(ap, rt);
     while ((a = va_arg(ap, const char *)) != NULL && argc < 60)
         argv[argc++] = a;
-    va_end(ap);
     argv[argc++] = rt->yaml;
     argv[argc] = NULL;
 
+    env = run_environ();
     fd = open(rt->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ck_assert_int_ge(fd, 0);
     parent = getpid();
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        /* Async-signal-safe calls only: the test may run other threads. */
         int null = open("/dev/null", O_RDONLY);
         sf_test_die_with_parent(parent);
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
+        execve(argv[0], (char *const *)argv, env);
         _exit(127);
     }
     close(fd);
+    free(env);
     rt->pid = pid;
+}
 
-    deadline = sf_e2e_now_ms() + SF_E2E_START_MS;
+void sf_e2e_rt_spawn(sf_e2e_rt_t *rt, ...)
+{
+    va_list ap;
+    va_start(ap, rt);
+    rt_spawn(rt, ap);
+    va_end(ap);
+}
+
+/* True when the admin answers GET /healthz (any status) within |timeout_ms|:
+ * the listeners accept from the start, but answer only once the runtime
+ * has recovered and runs. */
+static bool admin_answers(uint16_t admin, int timeout_ms)
+{
+    sf_e2e_conn_t c;
+    sf_e2e_resp_t r;
+    bool ok;
+    sf_e2e_conn_init(&c, admin);
+    ok = request(&c, true, "GET", "/healthz", NULL, NULL, 0, timeout_ms, &r) == SF_E2E_HTTP_DONE;
+    sf_e2e_resp_dispose(&r);
+    sf_e2e_conn_dispose(&c);
+    return ok;
+}
+
+int sf_e2e_rt_wait(sf_e2e_rt_t *rt, int timeout_ms)
+{
+    int64_t deadline = sf_e2e_now_ms() + timeout_ms;
+    int st;
     for (;;) {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
+        int64_t left;
+        if (waitpid(rt->pid, &st, WNOHANG) == rt->pid) {
+            fprintf(stderr, "statefun run (pid %d) exited early (status 0x%x)\n", (int)rt->pid, st);
             rt->pid = -1;
-            sf_e2e_rt_dump_log(rt, 40);
-            ck_abort_msg("statefun run exited early (status 0x%x)", st);
+            return -1;
         }
-        if (port_open(rt->ingress) && port_open(rt->egress) && port_open(rt->admin))
-            return;
-        if (sf_e2e_now_ms() > deadline) {
-            sf_e2e_rt_dump_log(rt, 40);
-            ck_abort_msg("statefun run did not open its ports within %d ms", SF_E2E_START_MS);
-        }
+        left = deadline - sf_e2e_now_ms();
+        if (left <= 0)
+            return -2;
+        if (port_open(rt->ingress) && (!rt->egress || port_open(rt->egress)) &&
+            admin_answers(rt->admin, left < 1000 ? (int)left : 1000))
+            return 0;
         sf_e2e_sleep_ms(10);
+    }
+}
+
+void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...)
+{
+    va_list ap;
+    int rv;
+    va_start(ap, rt);
+    rt_spawn(rt, ap);
+    va_end(ap);
+    if ((rv = sf_e2e_rt_wait(rt, SF_E2E_START_MS)) != 0) {
+        sf_e2e_rt_dump_log(rt, 40);
+        ck_abort_msg("statefun run %s within %d ms (see the log above)",
+                     rv == -1 ? "exited" : "did not answer", SF_E2E_START_MS);
     }
 }
 
@@ -263,13 +342,18 @@ int sf_e2e_rt_stop(sf_e2e_rt_t *rt)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-void sf_e2e_rt_dispose(sf_e2e_rt_t *rt)
+void sf_e2e_rt_kill(sf_e2e_rt_t *rt)
 {
     if (rt->pid > 0) {
         kill(rt->pid, SIGKILL);
         waitpid(rt->pid, NULL, 0);
         rt->pid = -1;
     }
+}
+
+void sf_e2e_rt_dispose(sf_e2e_rt_t *rt)
+{
+    sf_e2e_rt_kill(rt);
     sf_test_rmtree(rt->dir);
     rt->dir = NULL;
 }
@@ -687,6 +771,33 @@ int sf_e2e_health(uint16_t admin, char **body)
     }
     sf_e2e_resp_dispose(&r);
     return status;
+}
+
+char *sf_e2e_metrics(uint16_t admin)
+{
+    sf_e2e_resp_t r;
+    char *text = NULL;
+    if (sf_e2e_http(admin, "GET", "/metrics", NULL, NULL, 0, &r) == 0 && r.status == 200) {
+        text = r.body;
+        r.body = NULL;
+    }
+    sf_e2e_resp_dispose(&r);
+    return text;
+}
+
+double sf_e2e_sample(const char *text, const char *name, const char *labels)
+{
+    char prefix[512];
+    const char *p = text;
+    size_t n;
+    snprintf(prefix, sizeof prefix, "%s{%s} ", name, labels);
+    n = strlen(prefix);
+    while ((p = strstr(p, prefix)) != NULL) {
+        if (p == text || p[-1] == '\n')
+            return strtod(p + n, NULL);
+        p++;
+    }
+    return -1;
 }
 
 /* ------------------------------------------------------------------------ */

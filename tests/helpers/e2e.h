@@ -1,11 +1,11 @@
 /* statefun-c: Apache License 2.0.
  *
- * Helpers of the runtime's end-to-end tests (tests/runtime/check_e2e_*.c):
- * start a real `statefun run` with a generated module.yaml in a temporary
+ * Helpers of the runtime's end-to-end tests (every test that starts a real
+ * `statefun run`): start it with a generated module.yaml in a temporary
  * folder on free loopback ports, wait until it answers, talk to its ingress,
  * egress and admin listeners (blocking HTTP/1.1, one-shot or kept alive),
- * and stop it by PID; start function servers; send many ingress messages at
- * once over one HTTP/2 connection.
+ * read /v1/state and /metrics, and stop or kill it by PID; start function
+ * servers; send many ingress messages at once over one HTTP/2 connection.
  *
  * Every wait is bounded in time. Runs on the test's thread, except where a
  * function says otherwise (the load generator runs its own libuv loop inside
@@ -51,9 +51,9 @@ typedef struct sf_e2e_rt_s {
     char *dir;           /* temporary folder: module.yaml, run.log, state/ */
     char yaml[600];      /* dir/module.yaml */
     char log[600];       /* dir/run.log: stdout and stderr of every run, appended */
-    char state_dir[600]; /* dir/state */
+    char state_dir[600]; /* dir/state; a test may point it elsewhere before a start */
     uint16_t ingress;    /* playground ingress port */
-    uint16_t egress;     /* playground egress port */
+    uint16_t egress;     /* playground egress port; 0 when the module has no egress */
     uint16_t admin;      /* admin port */
     pid_t pid;           /* running statefun, or -1 */
 } sf_e2e_rt_t;
@@ -65,26 +65,47 @@ void sf_e2e_rt_init(sf_e2e_rt_t *rt, const char *name);
  * Writes module.yaml: the documents of |fmt| (printf-style; may be "" when
  * the caller adds none), then a playground ingress and a playground egress
  * with the topics |topics| ("a, b") and delivery semantic |semantic|
- * ("exactly-once" or "at-least-once").
+ * ("exactly-once" or "at-least-once"). |topics| NULL: no egress (and
+ * |rt->egress| becomes 0).
  */
 void sf_e2e_rt_module(sf_e2e_rt_t *rt, const char *topics, const char *semantic, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
 
 /**
- * Starts `statefun run --state-dir DIR/state --admin 127.0.0.1:ADMIN
- * [args...] DIR/module.yaml` (the NULL-terminated extra arguments) with its
- * output appended to run.log, and waits until the ingress, egress and admin
- * ports accept connections. Fails the test (with the log's tail) when the
- * process exits or the ports do not open in time.
+ * Starts `statefun run --state-dir STATE_DIR --admin 127.0.0.1:ADMIN
+ * [args...] DIR/module.yaml` (the NULL-terminated extra arguments, such as
+ * "--state-backend", "memory", "--restore", DIR) with its output appended to
+ * run.log and without the STATEFUN_* variables of the test's environment,
+ * and does not wait. The child does only async-signal-safe work before
+ * exec, so other threads of the test may run meanwhile; it is killed should
+ * the calling thread end first. Test's main thread.
+ */
+void sf_e2e_rt_spawn(sf_e2e_rt_t *rt, ...) __attribute__((sentinel));
+
+/**
+ * Waits up to |timeout_ms| until the ingress, egress (if any) and admin
+ * ports accept connections and the admin answers GET /healthz, whatever its
+ * status (the listeners accept from the start, but answer only once the
+ * runtime has recovered and runs). Returns 0; -1 when the process exited
+ * (reaped: |rt->pid| is -1); -2 on timeout (it still runs).
+ */
+int sf_e2e_rt_wait(sf_e2e_rt_t *rt, int timeout_ms);
+
+/**
+ * sf_e2e_rt_spawn, then sf_e2e_rt_wait up to SF_E2E_START_MS. Fails the test
+ * (with the log's tail) when the process exits or does not answer in time.
  */
 void sf_e2e_rt_start(sf_e2e_rt_t *rt, ...) __attribute__((sentinel));
 
 /**
  * Stops the runtime gracefully: SIGTERM, then waits up to SF_E2E_STOP_MS
  * (then SIGKILL). Returns its exit status, or -1 when it had to be killed or
- * died of a signal.
+ * died of a signal (or was not running).
  */
 int sf_e2e_rt_stop(sf_e2e_rt_t *rt);
+
+/** kill -9 and reap, if it runs. */
+void sf_e2e_rt_kill(sf_e2e_rt_t *rt);
 
 /** Kills the runtime if it still runs and removes the folder. */
 void sf_e2e_rt_dispose(sf_e2e_rt_t *rt);
@@ -94,6 +115,9 @@ void sf_e2e_rt_dump_log(const sf_e2e_rt_t *rt, int lines);
 
 /** Number of lines of run.log that contain |needle|. */
 int sf_e2e_rt_log_count(const sf_e2e_rt_t *rt, const char *needle);
+
+/** Fails the test when run.log holds a sanitizer report (ASan, UBSan, LSan). */
+void sf_e2e_rt_check_log_clean(const sf_e2e_rt_t *rt);
 
 /* ------------------------------------------------------------------------ */
 /* Other processes                                                            */
@@ -207,6 +231,15 @@ long long sf_e2e_wait_state_int(uint16_t admin, const char *addr, const char *na
 
 /** GET /healthz on the admin port; returns the status, |*body| (may be NULL) owned. */
 int sf_e2e_health(uint16_t admin, char **body);
+
+/** GET /metrics on the admin port: the text (owned), or NULL unless it answered 200. */
+char *sf_e2e_metrics(uint16_t admin);
+
+/**
+ * The value of the sample line "|name|{|labels|} VALUE" in the metrics
+ * |text|, or -1 when there is none.
+ */
+double sf_e2e_sample(const char *text, const char *name, const char *labels);
 
 /* ------------------------------------------------------------------------ */
 /* Load: many ingress messages over one HTTP/2 (or HTTP/1.1) client           */

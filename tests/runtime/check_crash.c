@@ -49,8 +49,6 @@
  * Every wait is bounded; every process is killed by PID and reaped.
  */
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -71,8 +69,7 @@
 #define FN_TYPE_PATH "/statefun.smoke/cmd/"
 #define COMMANDS_CT "application/vnd.statefun.smoke/Commands"
 #define TOPIC "crash"
-#define START_MS 30000        /* a (re)start of the runtime until the ingress answers */
-#define STOP_MS 20000         /* a graceful stop */
+#define START_MS 30000        /* a (re)start of the runtime until it answers */
 #define SETTLE_MS 30000       /* until every expected record is visible */
 #define REQUEST_MS 10000      /* one HTTP request */
 #define SEND_GIVE_UP_MS 60000 /* one message refused for that long: the run is broken */
@@ -111,10 +108,9 @@ struct crash_s {
     int recovery_pct; /* chance of one more kill during the recovery after a kill */
     const char *backend;
     /* Processes and places. */
-    char *dir;
-    char bin[1024], fn_bin[1024], yaml[1024], statedir[1024], logpath[1024];
-    uint16_t ingress, egress, admin;
-    pid_t rt_pid, fn_pid;
+    sf_e2e_rt_t rt; /* its dir holds module.yaml, run.log and state/ */
+    char fn_bin[1024];
+    pid_t fn_pid;
     int starts;
     /* Shared with the threads. */
     _Atomic bool kills_done, stop_senders, reader_drain, reader_stop;
@@ -143,20 +139,6 @@ struct crash_s {
 
 /* ------------------------------------------------------------------------ */
 /* Small things                                                               */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static int env_int(const char *name, int def, int min)
 {
@@ -201,19 +183,6 @@ static int nerrors(crash_t *t)
     return n;
 }
 
-/* The last |max| bytes of the runtime's log (static buffer). */
-static const char *log_tail(crash_t *t, size_t max)
-{
-    static char tail[8192];
-    size_t len = 0;
-    char *all = sf_test_read_file(t->logpath, &len);
-    if (max >= sizeof tail)
-        max = sizeof tail - 1;
-    snprintf(tail, sizeof tail, "%s", all ? (len > max ? all + len - max : all) : "(no log)");
-    free(all);
-    return tail;
-}
-
 static void kill_live(void);
 
 static bool keep_dir(void)
@@ -246,9 +215,9 @@ static void report_and_assert(crash_t *t, const char *phase)
     fprintf(stderr, "first lines of each kind:\n");
     for (i = 0; i < t->nlines; i++)
         fprintf(stderr, "  %s\n", t->errors[i]);
-    fprintf(stderr, "--- runtime log tail (%s) ---\n%s\n---\n", t->logpath, log_tail(t, 3000));
+    sf_e2e_rt_dump_log(&t->rt, 40);
     if (keep_dir())
-        fprintf(stderr, "kept %s\n", t->dir);
+        fprintf(stderr, "kept %s\n", t->rt.dir);
     crash_abort("%d error(s) %s (seed %llu); first: %s", n, phase, (unsigned long long)t->seed,
                 t->errors[0]);
 }
@@ -279,187 +248,80 @@ static void recs_dispose(recs_t *r)
 /* Processes                                                                  */
 
 /*
- * The processes and directory of the running test, for crash_abort: the
- * runtime and the function server must not outlive a failed test.
+ * The running test, for crash_abort. Its processes die with it anyway
+ * (sf_test_die_with_parent); they are killed first so that its directory
+ * can be removed (unless SF_CRASH_KEEP=1). Main thread only.
  */
-static _Atomic pid_t live_rt = 0, live_fn = 0;
-static char live_dir[512]; /* removed at exit too, unless SF_CRASH_KEEP=1 */
+static crash_t *live;
 
 static void kill_live(void)
 {
-    pid_t p;
-    int st;
-    if ((p = atomic_exchange(&live_rt, 0)) > 0) {
-        kill(p, SIGKILL);
-        waitpid(p, &st, 0);
-    }
-    if ((p = atomic_exchange(&live_fn, 0)) > 0) {
-        kill(p, SIGKILL);
-        waitpid(p, &st, 0);
-    }
-    if (live_dir[0] && !keep_dir()) {
-        sf_test_rmtree(strdup(live_dir));
-        live_dir[0] = '\0';
-    }
-}
-
-static void absolute(const char *path, char *out, size_t len)
-{
-    char cwd[512];
-    if (path[0] == '/') {
-        snprintf(out, len, "%s", path);
+    crash_t *t = live;
+    if (!t)
         return;
+    live = NULL;
+    sf_e2e_rt_kill(&t->rt);
+    if (t->fn_pid > 0) {
+        kill(t->fn_pid, SIGKILL);
+        waitpid(t->fn_pid, NULL, 0);
+        t->fn_pid = -1;
     }
-    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    snprintf(out, len, "%.500s/%.500s", cwd, path);
+    if (!keep_dir()) {
+        sf_test_rmtree(t->rt.dir);
+        t->rt.dir = NULL;
+    }
 }
 
 static void write_yaml(crash_t *t, uint16_t fn_port)
 {
-    char lib[1024], rel[1024];
-    FILE *f = fopen(t->yaml, "w");
-    ck_assert_ptr_nonnull(f);
+    char lib[1024];
     if (t->remote) {
-        fprintf(f,
-                "kind: io.statefun.endpoints.v2/http\n"
-                "spec:\n"
-                "  functions: statefun.smoke/*\n"
-                "  urlPathTemplate: http://127.0.0.1:%u/\n"
-                "  transport:\n"
-                "    type: io.statefun.transports.v1/async\n"
-                "    protocol: h2c\n",
-                fn_port);
+        sf_e2e_rt_module(&t->rt, TOPIC, "exactly-once",
+                         "kind: io.statefun.endpoints.v2/http\n"
+                         "spec:\n"
+                         "  functions: statefun.smoke/*\n"
+                         "  urlPathTemplate: http://127.0.0.1:%u/\n"
+                         "  transport:\n"
+                         "    type: io.statefun.transports.v1/async\n"
+                         "    protocol: h2c\n",
+                         fn_port);
     } else {
-        snprintf(rel, sizeof rel, "%s/tests/libcrash.so", sf_test_build());
-        absolute(rel, lib, sizeof lib);
-        fprintf(f,
-                "kind: statefun.c.v1/embedded\n"
-                "spec:\n"
-                "  library: %s\n"
-                "  functions: statefun.smoke/*\n",
-                lib);
+        sf_e2e_build_path(lib, sizeof lib, "tests/libcrash.so");
+        sf_e2e_rt_module(&t->rt, TOPIC, "exactly-once",
+                         "kind: statefun.c.v1/embedded\n"
+                         "spec:\n"
+                         "  library: %s\n"
+                         "  functions: statefun.smoke/*\n",
+                         lib);
     }
-    fprintf(f,
-            "---\n"
-            "kind: io.statefun.playground.v1/ingress\n"
-            "spec:\n"
-            "  port: %u\n"
-            "---\n"
-            "kind: io.statefun.playground.v1/egress\n"
-            "spec:\n"
-            "  port: %u\n"
-            "  topics: [" TOPIC "]\n"
-            "  deliverySemantic: exactly-once\n",
-            t->ingress, t->egress);
-    fclose(f);
 }
 
-/*
- * Starts statefun on the state dir (log appended to DIR/statefun.log),
- * without waiting for it. The child only calls async-signal-safe functions
- * before exec: other threads of this process run meanwhile.
- */
+/* Starts statefun on the state dir, without waiting for it (other threads run meanwhile). */
 static void rt_spawn(crash_t *t)
 {
-    char admin[64];
-    char *argv[16];
-    int logfd, argc = 0;
-
-    snprintf(admin, sizeof admin, "127.0.0.1:%u", t->admin);
-    argv[argc++] = t->bin;
-    argv[argc++] = "run";
-    argv[argc++] = "--state-dir";
-    argv[argc++] = t->statedir;
-    argv[argc++] = "--state-backend";
-    argv[argc++] = (char *)t->backend;
-    argv[argc++] = "--checkpoint-interval";
-    argv[argc++] = "200ms";
-    argv[argc++] = "--workers";
-    argv[argc++] = "2";
-    argv[argc++] = "--admin";
-    argv[argc++] = admin;
-    argv[argc++] = t->yaml;
-    argv[argc] = NULL;
-    logfd = open(t->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ck_assert_int_ge(logfd, 0);
-    t->rt_pid = fork();
-    ck_assert_int_ge(t->rt_pid, 0);
-    if (t->rt_pid == 0) {
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(logfd);
-    atomic_store(&live_rt, t->rt_pid);
+    sf_e2e_rt_spawn(&t->rt, "--state-backend", t->backend, "--checkpoint-interval", "200ms",
+                    "--workers", "2", NULL);
     t->starts++;
 }
 
-/* Starts statefun and waits until its ingress answers. */
+/* Starts statefun and waits until it has recovered and answers. */
 static void rt_start(crash_t *t)
 {
-    int64_t deadline;
-    sf_e2e_conn_t probe;
-    int st;
-
+    int rv;
     rt_spawn(t);
-    sf_e2e_conn_init(&probe, t->ingress);
-    deadline = now_ms() + START_MS;
-    for (;;) {
-        sf_e2e_resp_t resp;
-        if (sf_e2e_conn_request(&probe, "GET", "/", NULL, NULL, 0, 1000, &resp) ==
-            SF_E2E_HTTP_DONE) {
-            sf_e2e_resp_dispose(&resp);
-            break;
-        }
-        if (waitpid(t->rt_pid, &st, WNOHANG) == t->rt_pid) {
-            t->rt_pid = 0;
-            atomic_store(&live_rt, 0);
-            sf_e2e_conn_dispose(&probe);
-            crash_abort("statefun exited during start %d (status %d); log:\n%s", t->starts, st,
-                        log_tail(t, 3000));
-        }
-        if (now_ms() > deadline) {
-            sf_e2e_conn_dispose(&probe);
-            crash_abort("statefun did not answer within %d ms of start %d; log:\n%s", START_MS,
-                        t->starts, log_tail(t, 3000));
-        }
-        sleep_ms(10);
+    if ((rv = sf_e2e_rt_wait(&t->rt, START_MS)) != 0) {
+        sf_e2e_rt_dump_log(&t->rt, 40);
+        crash_abort("statefun %s within %d ms of start %d", rv == -1 ? "exited" : "did not answer",
+                    START_MS, t->starts);
     }
-    sf_e2e_conn_dispose(&probe);
 }
 
-static void rt_kill9(crash_t *t)
-{
-    int st;
-    if (t->rt_pid <= 0)
-        return;
-    kill(t->rt_pid, SIGKILL);
-    waitpid(t->rt_pid, &st, 0);
-    t->rt_pid = 0;
-    atomic_store(&live_rt, 0);
-}
-
-/* SIGTERM and wait for a clean exit (status 0); SIGKILL after STOP_MS. */
+/* SIGTERM and wait for a clean exit (status 0); SIGKILL after SF_E2E_STOP_MS. */
 static void rt_stop(crash_t *t)
 {
-    int64_t deadline = now_ms() + STOP_MS;
-    int st = 0;
-    if (t->rt_pid <= 0)
-        return;
-    kill(t->rt_pid, SIGTERM);
-    while (now_ms() < deadline) {
-        if (waitpid(t->rt_pid, &st, WNOHANG) == t->rt_pid) {
-            t->rt_pid = 0;
-            atomic_store(&live_rt, 0);
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                report(t, "graceful stop: statefun ended with status 0x%x", st);
-            return;
-        }
-        sleep_ms(10);
-    }
-    rt_kill9(t);
-    report(t, "graceful stop: statefun did not exit within %d ms", STOP_MS);
+    int st = sf_e2e_rt_stop(&t->rt);
+    if (st != 0)
+        report(t, "graceful stop: statefun did not exit with status 0 (%d; -1: killed)", st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -470,7 +332,7 @@ static void send_one(sender_t *s, sf_e2e_conn_t *conn, sf_crash_msg_t *m)
 {
     crash_t *t = s->t;
     char path[64];
-    int64_t give_up = now_ms() + SEND_GIVE_UP_MS;
+    int64_t give_up = sf_e2e_now_ms() + SEND_GIVE_UP_MS;
 
     snprintf(path, sizeof path, FN_TYPE_PATH "%u", m->target);
     for (;;) {
@@ -500,13 +362,13 @@ static void send_one(sender_t *s, sf_e2e_conn_t *conn, sf_crash_msg_t *m)
         }
         /* Refused (the runtime is down) or 503: not accepted, send it again. */
         s->retries++;
-        if (now_ms() > give_up || atomic_load(&t->stop_senders)) {
-            if (now_ms() > give_up)
+        if (sf_e2e_now_ms() > give_up || atomic_load(&t->stop_senders)) {
+            if (sf_e2e_now_ms() > give_up)
                 report(t, "a message to %s was refused for %d ms", path, SEND_GIVE_UP_MS);
             atomic_store(&t->stop_senders, true);
             return;
         }
-        sleep_ms(10 + (int)(sf_crash_rng_next(&s->gen.rng) % 20));
+        sf_e2e_sleep_ms(10 + (int)(sf_crash_rng_next(&s->gen.rng) % 20));
     }
 }
 
@@ -516,9 +378,9 @@ static void *sender_main(void *arg)
     crash_t *t = s->t;
     sf_e2e_conn_t conn;
     int64_t interval_us = (int64_t)t->nsenders * 1000000 / t->rate;
-    int64_t next = now_ms() * 1000;
+    int64_t next = sf_e2e_now_ms() * 1000;
 
-    sf_e2e_conn_init(&conn, t->ingress);
+    sf_e2e_conn_init(&conn, t->rt.ingress);
     while (!atomic_load(&t->stop_senders)) {
         sf_crash_msg_t *m;
         int64_t now;
@@ -542,9 +404,9 @@ static void *sender_main(void *arg)
         atomic_fetch_add(&t->sent, 1);
         /* Pace: one message per interval on average, never catching up in a burst. */
         next += interval_us;
-        now = now_ms() * 1000;
+        now = sf_e2e_now_ms() * 1000;
         if (next > now)
-            sleep_ms((int)((next - now) / 1000));
+            sf_e2e_sleep_ms((int)((next - now) / 1000));
         else
             next = now;
     }
@@ -559,7 +421,7 @@ static void *reader_main(void *arg)
 {
     crash_t *t = arg;
     sf_e2e_conn_t conn;
-    sf_e2e_conn_init(&conn, t->egress);
+    sf_e2e_conn_init(&conn, t->rt.egress);
     while (!atomic_load(&t->reader_stop)) {
         bool drain = atomic_load(&t->reader_drain);
         sf_e2e_resp_t resp;
@@ -580,12 +442,12 @@ static void *reader_main(void *arg)
             }
             sf_e2e_resp_dispose(&resp);
             if (status == 503)
-                sleep_ms(20);
+                sf_e2e_sleep_ms(20);
             continue;
         }
         if (o == SF_E2E_HTTP_UNKNOWN)
             t->unknown_pops++; /* a record may have been popped and its answer lost */
-        sleep_ms(10);
+        sf_e2e_sleep_ms(10);
     }
     sf_e2e_conn_dispose(&conn);
     return NULL;
@@ -598,7 +460,7 @@ static void *reader_main(void *arg)
 static int get(crash_t *t, uint16_t port, const char *path, sf_e2e_resp_t *resp)
 {
     sf_e2e_conn_t conn;
-    int64_t deadline = now_ms() + REQUEST_MS;
+    int64_t deadline = sf_e2e_now_ms() + REQUEST_MS;
     sf_e2e_conn_init(&conn, port);
     for (;;) {
         sf_e2e_http_outcome o =
@@ -607,11 +469,11 @@ static int get(crash_t *t, uint16_t port, const char *path, sf_e2e_resp_t *resp)
             break;
         if (o == SF_E2E_HTTP_DONE)
             sf_e2e_resp_dispose(resp);
-        if (now_ms() > deadline) {
+        if (sf_e2e_now_ms() > deadline) {
             sf_e2e_conn_dispose(&conn);
             return -1;
         }
-        sleep_ms(20);
+        sf_e2e_sleep_ms(20);
     }
     sf_e2e_conn_dispose(&conn);
     return 0;
@@ -629,7 +491,7 @@ static void read_topic(crash_t *t, recs_t *out)
         size_t before = out->n;
         int64_t start = from;
         snprintf(path, sizeof path, "/" TOPIC "?from=%lld&max=10000", (long long)from);
-        if (get(t, t->egress, path, &resp) != 0) {
+        if (get(t, t->rt.egress, path, &resp) != 0) {
             report(t, "egress read %s: no answer", path);
             return;
         }
@@ -669,7 +531,7 @@ static int64_t read_counter(crash_t *t, int a)
     json_t *j, *v;
     int64_t value = -1;
     snprintf(path, sizeof path, "/v1/state" FN_TYPE_PATH "%d", a);
-    if (get(t, t->admin, path, &resp) != 0)
+    if (get(t, t->rt.admin, path, &resp) != 0)
         return -1;
     if (resp.status == 404) {
         sf_e2e_resp_dispose(&resp);
@@ -833,7 +695,7 @@ static void check_records(crash_t *t, const recs_t *r, bool final, tally_t *tall
  */
 static void settle(crash_t *t, bool verified, int extra_ms, tally_t *tally)
 {
-    int64_t deadline = now_ms() + SETTLE_MS;
+    int64_t deadline = sf_e2e_now_ms() + SETTLE_MS;
     recs_t r;
     for (;;) {
         read_topic(t, &r);
@@ -841,7 +703,7 @@ static void settle(crash_t *t, bool verified, int extra_ms, tally_t *tally)
         recs_dispose(&r);
         if (tally->missing == 0 && (!verified || tally->verified == (uint64_t)t->naddr))
             break;
-        if (now_ms() > deadline) {
+        if (sf_e2e_now_ms() > deadline) {
             report(t,
                    "after %d ms, %llu records of accepted messages are still not visible (and "
                    "%llu of %d verification records are)",
@@ -849,9 +711,9 @@ static void settle(crash_t *t, bool verified, int extra_ms, tally_t *tally)
                    (unsigned long long)tally->verified, t->naddr);
             break;
         }
-        sleep_ms(300);
+        sf_e2e_sleep_ms(300);
     }
-    sleep_ms(extra_ms);
+    sf_e2e_sleep_ms(extra_ms);
     read_topic(t, &r);
     check_records(t, &r, true, tally);
     recs_dispose(&r);
@@ -912,7 +774,6 @@ static void check_popped(crash_t *t, const recs_t *all)
 static void crash_setup(crash_t *t, bool remote)
 {
     const char *s;
-    char b[1024];
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->lock, NULL);
     t->remote = remote;
@@ -928,42 +789,24 @@ static void crash_setup(crash_t *t, bool remote)
     t->backend = getenv("SF_CRASH_BACKEND") && *getenv("SF_CRASH_BACKEND")
                      ? getenv("SF_CRASH_BACKEND")
                      : "rocksdb";
-    s = getenv("STATEFUN");
-    if (s && *s) {
-        absolute(s, t->bin, sizeof t->bin);
-    } else {
-        snprintf(b, sizeof b, "%s/bin/statefun", sf_test_build());
-        absolute(b, t->bin, sizeof t->bin);
-    }
-    ck_assert_msg(access(t->bin, X_OK) == 0, "no statefun binary at %s", t->bin);
-    snprintf(b, sizeof b, "%s/tests/crash_fn", sf_test_build());
-    absolute(b, t->fn_bin, sizeof t->fn_bin);
-    t->dir = sf_test_mkdtemp("crash");
-    ck_assert_ptr_nonnull(t->dir);
-    snprintf(live_dir, sizeof live_dir, "%s", t->dir);
-    snprintf(t->yaml, sizeof t->yaml, "%s/module.yaml", t->dir);
-    snprintf(t->statedir, sizeof t->statedir, "%s/state", t->dir);
-    snprintf(t->logpath, sizeof t->logpath, "%s/statefun.log", t->dir);
-    t->ingress = sf_test_free_port();
-    t->egress = sf_test_free_port();
-    t->admin = sf_test_free_port();
-    ck_assert(t->ingress && t->egress && t->admin && t->ingress != t->egress &&
-              t->ingress != t->admin && t->egress != t->admin);
+    t->fn_pid = -1;
+    sf_e2e_build_path(t->fn_bin, sizeof t->fn_bin, "tests/crash_fn");
+    sf_e2e_rt_init(&t->rt, "crash");
+    live = t;
     fprintf(stderr,
             "runtime_crash(%s): seed %llu (SF_CRASH_SEED=%llu reruns it), %d kills, >= %d "
             "messages at %d/s over %d addresses, %s; dir %s\n",
             remote ? "remote" : "embedded", (unsigned long long)t->seed,
             (unsigned long long)t->seed, t->kills, t->min_messages, t->rate, t->naddr, t->backend,
-            t->dir);
+            t->rt.dir);
 }
 
 static void crash_teardown(crash_t *t)
 {
     int i;
-    rt_kill9(t);
-    if (t->fn_pid > 0)
-        sf_test_kill(t->fn_pid);
-    atomic_store(&live_fn, 0);
+    live = NULL;
+    sf_e2e_rt_kill(&t->rt);
+    sf_test_kill(t->fn_pid);
     for (i = 0; i < t->nsenders && t->senders; i++) {
         size_t j;
         for (j = 0; j < t->senders[i].nmsgs; j++)
@@ -977,11 +820,10 @@ static void crash_teardown(crash_t *t)
     free(t->expected);
     for (i = 0; i < t->nlines; i++)
         free(t->errors[i]);
-    live_dir[0] = '\0';
     if (keep_dir())
-        free(t->dir);
+        free(t->rt.dir);
     else
-        sf_test_rmtree(t->dir);
+        sf_test_rmtree(t->rt.dir);
     pthread_mutex_destroy(&t->lock);
 }
 
@@ -997,13 +839,12 @@ static void crash_run(bool remote)
 
     crash_setup(&t, remote);
     krng = sf_crash_rng_seed(t.seed, 1000);
-    t0 = now_ms();
+    t0 = sf_e2e_now_ms();
     if (remote) {
         char line[256], *argv[] = {t.fn_bin, NULL};
         unsigned port = 0;
         t.fn_pid = sf_test_spawn_line(argv, line, sizeof line, 10000);
         ck_assert_msg(t.fn_pid > 0, "crash_fn did not start (%s)", t.fn_bin);
-        atomic_store(&live_fn, t.fn_pid);
         if (sscanf(line, "listening on 127.0.0.1:%u", &port) != 1 || !port)
             crash_abort("crash_fn said '%s'", line);
         write_yaml(&t, (uint16_t)port);
@@ -1026,14 +867,14 @@ static void crash_run(bool remote)
 
     for (kills = 0; kills < t.kills && nerrors(&t) == 0; kills++) {
         /* Up for 50..1500 ms (sometimes right after recovery), then kill -9. */
-        sleep_ms(50 + (int)(sf_crash_rng_next(&krng) % 1450));
-        rt_kill9(&t);
-        sleep_ms((int)(sf_crash_rng_next(&krng) % 100));
+        sf_e2e_sleep_ms(50 + (int)(sf_crash_rng_next(&krng) % 1450));
+        sf_e2e_rt_kill(&t.rt);
+        sf_e2e_sleep_ms((int)(sf_crash_rng_next(&krng) % 100));
         if ((int)(sf_crash_rng_next(&krng) % 100) < t.recovery_pct) {
             /* Now and then, one more kill during recovery (restore, replay). */
             rt_spawn(&t);
-            sleep_ms((int)(sf_crash_rng_next(&krng) % 200));
-            rt_kill9(&t);
+            sf_e2e_sleep_ms((int)(sf_crash_rng_next(&krng) % 200));
+            sf_e2e_rt_kill(&t.rt);
             early++;
         }
         rt_start(&t);
@@ -1048,7 +889,7 @@ static void crash_run(bool remote)
     fprintf(stderr,
             "runtime_crash(%s): %d kills (and %d more during recovery) in %lld ms; %d messages "
             "sent: %llu accepted, %llu of unknown outcome, %llu resends\n",
-            remote ? "remote" : "embedded", kills, early, (long long)(now_ms() - t0),
+            remote ? "remote" : "embedded", kills, early, (long long)(sf_e2e_now_ms() - t0),
             atomic_load(&t.sent), (unsigned long long)acked, (unsigned long long)unknown,
             (unsigned long long)retries);
     if (nerrors(&t)) {
@@ -1063,7 +904,7 @@ static void crash_run(bool remote)
     fprintf(stderr,
             "runtime_crash(%s): settled at %lld ms; of the unknown-outcome messages %llu were "
             "accepted and %llu not\n",
-            remote ? "remote" : "embedded", (long long)(now_ms() - t0),
+            remote ? "remote" : "embedded", (long long)(sf_e2e_now_ms() - t0),
             (unsigned long long)tally.unknown_in, (unsigned long long)tally.unknown_out);
 
     /* Counters after a graceful stop and a restart. */
@@ -1076,9 +917,9 @@ static void crash_run(bool remote)
         sf_e2e_conn_t conn;
         sf_e2e_resp_t resp;
         char path[64];
-        int64_t deadline = now_ms() + REQUEST_MS;
+        int64_t deadline = sf_e2e_now_ms() + REQUEST_MS;
         snprintf(path, sizeof path, FN_TYPE_PATH "%d", a);
-        sf_e2e_conn_init(&conn, t.ingress);
+        sf_e2e_conn_init(&conn, t.rt.ingress);
         for (;;) {
             sf_e2e_http_outcome o =
                 sf_e2e_conn_request(&conn, "PUT", path, COMMANDS_CT, "v", 1, REQUEST_MS, &resp);
@@ -1087,16 +928,17 @@ static void crash_run(bool remote)
                 sf_e2e_resp_dispose(&resp);
             if (status == 200)
                 break;
-            if (o == SF_E2E_HTTP_UNKNOWN || (status && status != 503) || now_ms() > deadline) {
+            if (o == SF_E2E_HTTP_UNKNOWN || (status && status != 503) ||
+                sf_e2e_now_ms() > deadline) {
                 report(&t, "verification of %d: outcome %d, status %d", a, (int)o, status);
                 break;
             }
-            sleep_ms(20);
+            sf_e2e_sleep_ms(20);
         }
         sf_e2e_conn_dispose(&conn);
     }
-    sleep_ms((int)(sf_crash_rng_next(&krng) % 300));
-    rt_kill9(&t);
+    sf_e2e_sleep_ms((int)(sf_crash_rng_next(&krng) % 300));
+    sf_e2e_rt_kill(&t.rt);
     rt_start(&t);
     settle(&t, true, 1000, &tally);
     check_counters(&t, "after the verification");
@@ -1109,7 +951,7 @@ static void crash_run(bool remote)
     fprintf(stderr,
             "runtime_crash(%s): done in %lld ms, %d starts; %zu records, %zu popped (%llu pops "
             "cut by a crash)\n",
-            remote ? "remote" : "embedded", (long long)(now_ms() - t0), t.starts, final.n,
+            remote ? "remote" : "embedded", (long long)(sf_e2e_now_ms() - t0), t.starts, final.n,
             t.popped.n, (unsigned long long)t.unknown_pops);
     recs_dispose(&final);
     rt_stop(&t);
