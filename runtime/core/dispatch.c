@@ -61,6 +61,10 @@ typedef struct act_s {
     uint64_t chain_start_ms;
     uint64_t sent_at_us;
     uv_timer_t *retry;
+    /* Replied and staged, waiting for the worker's next commit point: */
+    struct act_s *next_staged;  /* the group's list */
+    uint32_t staged_routed;     /* messages it added to wc->routed */
+    uint32_t staged_egress;     /* records it added to wc->egress and wc->held */
     char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' */
 } act_t;
 
@@ -80,12 +84,18 @@ struct wctx_s {
     uv_timer_t timer;           /* delayed messages */
     uv_timer_t reclaim;         /* expired state, reclaimed in slices */
     int64_t timer_at;           /* wall ms the timer is armed for; 0: not armed */
-    sf_msg_fifo_t routed;       /* outgoing messages of the reply being applied */
-    sf_msg_fifo_t egress;       /* egress records of the reply being applied */
+    /* The commit group: replies staged in |batch| since the last commit
+     * point (oldest first), and their side effects, released once the
+     * batch is committed. */
+    act_t *staged;
+    act_t **staged_tail;
+    sf_msg_fifo_t routed;       /* outgoing messages */
+    sf_msg_fifo_t egress;       /* records delivered at once */
+    sf_msg_fifo_t held;         /* exactly-once records, keyed at the commit */
+    bool committing;
     int pending_closes;
     bool stopping;
     uint64_t egress_seq;        /* key sequence of exactly-once egress records */
-    size_t egress_held;         /* of the reply being applied, held for a checkpoint */
 };
 
 static void send_batch(act_t *a);
@@ -361,9 +371,8 @@ static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
         inv->argument = tv;
         br->invocations[i] = inv;
     }
-    /* AFTER_INVOKE refreshes queued by the reads go out with the request. */
-    if (sf_state_batch_count(wc->batch) > 0 && sf_state_batch_commit(wc->batch) != 0)
-        sf_state_batch_clear(wc->batch);
+    /* AFTER_INVOKE refreshes queued by the reads stay in wc->batch: the
+     * worker's next commit point writes them. */
     return tf;
 }
 
@@ -411,10 +420,18 @@ static int msg_from_pb(wctx_t *wc, act_t *a, const sf_pb_address_t *t,
                             wc->rt->opts->max_parallelism, out);
 }
 
-/* Stages the side effects of |r| in wc->batch, wc->routed and wc->egress.
- * Returns 0 or SF_EPROTO (a reply that violates the protocol: nothing is
- * applied and the attempt counts as failed). */
-static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t now)
+/* The messages and records of one reply, until it is staged whole. */
+typedef struct outputs_s {
+    sf_msg_fifo_t routed;
+    sf_msg_fifo_t egress;
+    sf_msg_fifo_t held;
+} outputs_t;
+
+/* Stages the side effects of |r|: state, timers and cancellations in
+ * wc->batch, messages and egress records in |out|. Returns 0 or SF_EPROTO (a
+ * reply that violates the protocol; the caller takes back what was staged). */
+static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t now,
+                        outputs_t *out)
 {
     wctx_t *wc = a->wc;
     size_t i;
@@ -446,7 +463,7 @@ static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t 
         sf_msg_t *m;
         if (msg_from_pb(wc, a, o->target, o->argument, &m) != 0)
             return SF_EPROTO;
-        sf_msg_fifo_push(&wc->routed, m);
+        sf_msg_fifo_push(&out->routed, m);
     }
     for (i = 0; i < r->n_delayed_invocations; i++) {
         const sf_pb_delayed_invocation_t *d = r->delayed_invocations[i];
@@ -500,42 +517,27 @@ static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t 
         in.value_len = e->argument->value.len;
         if (sf_msg_new(&in, wc->rt->opts->max_parallelism, &m) != 0)
             return SF_EPROTO;
-        if (egress_exactly_once(wc->rt, name)) {
-            /* Committed with the reply, so the checkpoint that covers the
-             * reply holds the record; published when that checkpoint completes. */
-            uint8_t key[SF_EGRESS_KEY_LEN];
-            sf_egress_key(key, atomic_load(&wc->rt->epoch), wc->w->id, wc->egress_seq++);
-            sf_buf_reset(&wc->msgbuf);
-            sf_msg_encode(m, &wc->msgbuf);
-            sf_msg_free(m);
-            if (sf_state_batch_log_put(wc->batch, SF_LOG_COL_EGRESS, key, sizeof key,
-                                       wc->msgbuf.base, wc->msgbuf.len) != 0)
-                return SF_EPROTO;
-            wc->egress_held++;
-        } else {
-            sf_msg_fifo_push(&wc->egress, m);
-        }
+        /* Exactly-once records are committed with the reply (keyed at the
+         * commit, see commit_group) and published when the checkpoint that
+         * covers the commit completes. */
+        sf_msg_fifo_push(egress_exactly_once(wc->rt, name) ? &out->held : &out->egress, m);
     }
     return SF_OK;
 }
 
-static void unstage(wctx_t *wc)
-{
-    wc->egress_held = 0;
-    sf_state_batch_clear(wc->batch);
-    sf_msg_fifo_clear(&wc->routed);
-    sf_msg_fifo_clear(&wc->egress);
-}
-
 static void on_retry(uv_timer_t *t);
 
-/* Records the ingress-to-commit latency of the batch's ingress messages:
- * counted locally, then one atomic add per bucket touched (the counters are
- * shared by every worker). */
-static void observe_commit(sf_rt_t *rt, const sf_msg_fifo_t *batch)
+/* The ingress-to-commit latencies of one commit group, counted locally and
+ * published with one atomic add per bucket touched (the counters are shared
+ * by every worker). */
+typedef struct commit_hist_s {
+    uint64_t counts[SF_COMMIT_BUCKETS];
+    uint64_t sum, n, now;
+} commit_hist_t;
+
+static void hist_add(commit_hist_t *h, const sf_msg_fifo_t *batch)
 {
     static const uint64_t bounds[SF_COMMIT_BUCKETS] = SF_COMMIT_BOUNDS_US;
-    uint64_t counts[SF_COMMIT_BUCKETS] = {0}, sum = 0, n = 0, now = 0;
     const sf_msg_link_t *l;
     size_t b;
     for (l = batch->head; l; l = l->next) {
@@ -543,22 +545,28 @@ static void observe_commit(sf_rt_t *rt, const sf_msg_fifo_t *batch)
         uint64_t us;
         if (!m->accepted_us)
             continue;
-        if (!now)
-            now = uv_hrtime() / 1000;
-        us = now > m->accepted_us ? now - m->accepted_us : 0;
+        if (!h->now)
+            h->now = uv_hrtime() / 1000;
+        us = h->now > m->accepted_us ? h->now - m->accepted_us : 0;
         for (b = 0; b < SF_COMMIT_BUCKETS - 1 && us > bounds[b]; b++)
             ;
-        counts[b]++;
-        sum += us;
-        n++;
+        h->counts[b]++;
+        h->sum += us;
+        h->n++;
     }
-    if (!n)
+}
+
+static void hist_publish(sf_rt_t *rt, const commit_hist_t *h)
+{
+    size_t b;
+    if (!h->n)
         return;
     for (b = 0; b < SF_COMMIT_BUCKETS; b++)
-        if (counts[b])
-            atomic_fetch_add_explicit(&rt->commit_buckets[b], counts[b], memory_order_relaxed);
-    atomic_fetch_add_explicit(&rt->commit_sum_us, sum, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rt->commit_count, n, memory_order_relaxed);
+        if (h->counts[b])
+            atomic_fetch_add_explicit(&rt->commit_buckets[b], h->counts[b],
+                                      memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->commit_sum_us, h->sum, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->commit_count, h->n, memory_order_relaxed);
 }
 
 static void attempt_failed(act_t *a, const char *why)
@@ -608,12 +616,13 @@ static void on_retry(uv_timer_t *t)
     send_batch(a);
 }
 
-/* Handles a reply (or a failure) for the activation's batch. */
+/* Handles a reply (or a failure) for the activation's batch: a good reply
+ * is staged whole into the commit group, or not at all. */
 static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *ff)
 {
     wctx_t *wc = a->wc;
-    int64_t now;
-    sf_msg_t *m;
+    outputs_t out;
+    int rv = 0;
 
     a->inflight = false;
     if (wc->stopping)
@@ -635,36 +644,100 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
         send_batch(a);
         return;
     }
-    now = sf_wall_ms();
-    if (ff->response_case == SF_PB_FROM_FUNCTION_RESULT && ff->invocation_result) {
-        if (stage_result(a, ff->invocation_result, now) != 0) {
-            unstage(wc);
-            sf_arena_reset(&wc->resp_arena);
-            attempt_failed(a, "the reply violates the protocol");
-            return;
-        }
-    }
+    sf_msg_fifo_init(&out.routed);
+    sf_msg_fifo_init(&out.egress);
+    sf_msg_fifo_init(&out.held);
+    sf_state_batch_savepoint(wc->batch);
+    if (ff->response_case == SF_PB_FROM_FUNCTION_RESULT && ff->invocation_result)
+        rv = stage_result(a, ff->invocation_result, sf_wall_ms(), &out);
     sf_arena_reset(&wc->resp_arena);
-    if (sf_state_batch_commit(wc->batch) != 0) {
-        unstage(wc);
-        attempt_failed(a, "committing the reply's state failed");
+    if (rv != 0) {
+        sf_state_batch_rollback(wc->batch);
+        sf_msg_fifo_clear(&out.routed);
+        sf_msg_fifo_clear(&out.egress);
+        sf_msg_fifo_clear(&out.held);
+        attempt_failed(a, "the reply violates the protocol");
         return;
     }
-    /* Committed: the batch is done. */
-    observe_commit(wc->rt, &a->batch);
-    atomic_fetch_add(&a->fn->metrics->invocations, 1);
-    atomic_fetch_add(&a->fn->metrics->messages_in, a->batch.count);
-    endpoint_healthy(a);
-    sf_worker_done(wc->w, a->batch.count);
-    sf_msg_fifo_clear(&a->batch);
-    a->attempts = 0;
-    atomic_fetch_add(&a->fn->metrics->out_local, wc->routed.count);
+    sf_state_batch_release(wc->batch);
+    a->staged_routed = (uint32_t)out.routed.count;
+    a->staged_egress = (uint32_t)(out.egress.count + out.held.count);
+    sf_msg_fifo_splice(&wc->routed, &out.routed);
+    sf_msg_fifo_splice(&wc->egress, &out.egress);
+    sf_msg_fifo_splice(&wc->held, &out.held);
+    /* a->batch stays until the commit: meanwhile new messages wait in the
+     * backlog, and a checkpoint records the batch as in flight. */
+    a->next_staged = NULL;
+    *wc->staged_tail = a;
+    wc->staged_tail = &a->next_staged;
+}
+
+/* Drops every staged side effect and reply (after a failed commit, or when
+ * stopping); returns the replies, which are still in their activations. */
+static act_t *unstage(wctx_t *wc)
+{
+    act_t *list = wc->staged;
+    sf_state_batch_clear(wc->batch);
+    sf_msg_fifo_clear(&wc->routed);
+    sf_msg_fifo_clear(&wc->egress);
+    sf_msg_fifo_clear(&wc->held);
+    wc->staged = NULL;
+    wc->staged_tail = &wc->staged;
+    return list;
+}
+
+/* Keys the exactly-once egress records of the group into the batch with the
+ * current epoch: a checkpoint pauses the workers between two commits (never
+ * during one), so the checkpoint of that epoch is the first to cover this
+ * commit. (A group staged before a pause and committed after it is recorded
+ * by that checkpoint as in flight, and gets the next epoch.) */
+static int key_held_records(wctx_t *wc)
+{
+    uint64_t epoch = atomic_load(&wc->rt->epoch);
+    sf_msg_t *m;
+    while ((m = sf_msg_fifo_pop(&wc->held)) != NULL) {
+        uint8_t key[SF_EGRESS_KEY_LEN];
+        int rv;
+        sf_egress_key(key, epoch, wc->w->id, wc->egress_seq++);
+        sf_buf_reset(&wc->msgbuf);
+        sf_msg_encode(m, &wc->msgbuf);
+        sf_msg_free(m);
+        rv = sf_state_batch_log_put(wc->batch, SF_LOG_COL_EGRESS, key, sizeof key,
+                                    wc->msgbuf.base, wc->msgbuf.len);
+        if (rv != 0)
+            return rv;
+    }
+    return SF_OK;
+}
+
+void sf_dispatch_commit(sf_worker_t *w)
+{
+    wctx_t *wc = w->data;
+    commit_hist_t hist;
+    act_t *a, *next;
+    sf_msg_t *m;
+
+    if (!wc || wc->stopping || wc->committing ||
+        (!wc->staged && sf_state_batch_count(wc->batch) == 0))
+        return;
+    wc->committing = true;
+    if (key_held_records(wc) != 0 || sf_state_batch_commit(wc->batch) != 0) {
+        for (a = unstage(wc); a; a = next) {
+            next = a->next_staged;
+            attempt_failed(a, "committing the reply's state failed");
+        }
+        wc->committing = false;
+        return;
+    }
+    memset(&hist, 0, sizeof hist);
+    a = wc->staged;
+    wc->staged = NULL;
+    wc->staged_tail = &wc->staged;
+    /* Messages first, in the order of the replies, then the activations
+     * (whose next batches stage the next group). */
     while ((m = sf_msg_fifo_pop(&wc->routed)) != NULL)
         sf_worker_route(wc->w, m);
-    atomic_fetch_add(&a->fn->metrics->egress, wc->egress_held);
-    wc->egress_held = 0;
     if (wc->egress.head) {
-        atomic_fetch_add(&a->fn->metrics->egress, wc->egress.count);
         if (wc->rt->io)
             sf_io_egress_push(wc->rt->io, &wc->egress);
         else
@@ -672,10 +745,24 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
     }
     if (wc->timer_at < 0)
         arm_timer(wc);
-    if (a->backlog.head)
-        start_batch(a);
-    else
-        act_maybe_release(a);
+    for (; a; a = next) {
+        next = a->next_staged;
+        hist_add(&hist, &a->batch);
+        atomic_fetch_add(&a->fn->metrics->invocations, 1);
+        atomic_fetch_add(&a->fn->metrics->messages_in, a->batch.count);
+        atomic_fetch_add(&a->fn->metrics->out_local, a->staged_routed);
+        atomic_fetch_add(&a->fn->metrics->egress, a->staged_egress);
+        endpoint_healthy(a);
+        sf_worker_done(wc->w, a->batch.count);
+        sf_msg_fifo_clear(&a->batch);
+        a->attempts = 0;
+        if (a->backlog.head)
+            start_batch(a);
+        else
+            act_maybe_release(a);
+    }
+    hist_publish(wc->rt, &hist);
+    wc->committing = false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -929,8 +1016,10 @@ void sf_dispatch_start(sf_worker_t *w)
     sf_buf_init(&wc->msgbuf, NULL);
     sf_arena_init(&wc->req_arena, NULL);
     sf_arena_init(&wc->resp_arena, NULL);
+    wc->staged_tail = &wc->staged;
     sf_msg_fifo_init(&wc->routed);
     sf_msg_fifo_init(&wc->egress);
+    sf_msg_fifo_init(&wc->held);
     uv_timer_init(&w->loop, &wc->timer);
     wc->timer.data = wc;
     uv_timer_init(&w->loop, &wc->reclaim);

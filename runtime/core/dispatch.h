@@ -11,8 +11,9 @@
  *   IncompleteInvocationContext registers the missing specs and the same
  *   batch is sent again.
  * - The mutations, delayed messages and egress records of a reply are
- *   committed in one state batch; outgoing messages are routed after the
- *   commit, egress records handed to the I/O thread.
+ *   staged whole (or not at all) into the worker's commit group; the
+ *   worker's commit point writes the group in one state batch, then routes
+ *   the outgoing messages and hands egress records to the I/O thread.
  * - A failed attempt (transport error, non-200, a reply that does not parse)
  *   is retried with capped exponential backoff, the address kept blocked and
  *   its messages in order; past the endpoint's call timeout the endpoint is
@@ -35,6 +36,15 @@ void sf_dispatch_start(sf_worker_t *w);
 void sf_dispatch_deliver(sf_worker_t *w, sf_msg_t *m);
 /** sf_worker_stop_cb: closes the dispatcher's handles; frees it once closed. */
 void sf_dispatch_stop(sf_worker_t *w);
+/**
+ * sf_worker_commit_cb: commits the replies staged since the last commit
+ * point in one state batch, then completes them: routes their messages,
+ * hands their egress records on, and starts the next batch of each address
+ * with a backlog. Replies staged meanwhile (an embedded function answers at
+ * once) form the next group. A failed commit fails (and retries) every reply
+ * of the group.
+ */
+void sf_dispatch_commit(sf_worker_t *w);
 
 /**
  * The log column holding exactly-once egress records until they are

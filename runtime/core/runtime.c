@@ -471,6 +471,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         rt_free(rt);
         return rv;
     }
+    rt->workers.commit = sf_dispatch_commit;
 
     /* Ingress and egress on the I/O thread. */
     memset(&ioc, 0, sizeof ioc);

@@ -25,6 +25,21 @@ static void on_idle(uv_idle_t *h)
     pump(w);
 }
 
+static void commit_point(sf_worker_t *w)
+{
+    if (w->group->commit)
+        w->group->commit(w);
+}
+
+/* After the turn's I/O callbacks (function replies, mail): commit what they
+ * staged and send on what the commit routed. */
+static void on_turn(uv_check_t *h)
+{
+    sf_worker_t *w = h->data;
+    commit_point(w);
+    flush_outboxes(w);
+}
+
 static void pump(sf_worker_t *w)
 {
     unsigned budget = SF_WORKER_BUDGET;
@@ -34,13 +49,16 @@ static void pump(sf_worker_t *w)
     sf_mailbox_drain(&w->_mailbox, &w->_inbox);
     while (budget-- && (m = sf_msg_fifo_pop(&w->_inbox)) != NULL) {
         w->group->deliver(w, m);
+        if ((++n & (SF_WORKER_COMMIT_EVERY - 1)) == 0)
+            commit_point(w);
         /* A pause waits for this slice to end: keep that wait short. */
-        if ((++n & 31) == 0 &&
+        if ((n & 31) == 0 &&
             atomic_load_explicit(&w->group->_pausing, memory_order_relaxed))
             break;
     }
     if (n)
         atomic_fetch_add_explicit(&w->delivered, n, memory_order_relaxed);
+    commit_point(w);
     flush_outboxes(w);
     if (w->_inbox.head) {
         if (!w->_pump_armed) {
@@ -195,6 +213,7 @@ static void on_stop(uv_async_t *h)
     sf_msg_fifo_clear(&rest);
     uv_idle_stop(&w->_pump);
     uv_close((uv_handle_t *)&w->_pump, on_closed);
+    uv_close((uv_handle_t *)&w->_turn, on_closed);
     uv_close((uv_handle_t *)&w->_stop, on_closed);
     uv_close((uv_handle_t *)&w->_pause, on_closed);
     sf_mailbox_close(&w->_mailbox, on_closed);
@@ -238,6 +257,10 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         sf_mailbox_init(&w->loop, &w->_mailbox, on_mail);
         uv_idle_init(&w->loop, &w->_pump);
         w->_pump.data = w;
+        uv_check_init(&w->loop, &w->_turn);
+        w->_turn.data = w;
+        uv_check_start(&w->_turn, on_turn);
+        uv_unref((uv_handle_t *)&w->_turn);
         uv_async_init(&w->loop, &w->_stop, on_stop);
         w->_stop.data = w;
         uv_async_init(&w->loop, &w->_pause, on_pause);
@@ -285,6 +308,7 @@ void sf_workers_dispose(sf_workers_t *g)
         if (!uv_is_closing((uv_handle_t *)&w->_stop)) {
             /* Never started: close the handles on the loop here. */
             uv_close((uv_handle_t *)&w->_pump, on_closed);
+            uv_close((uv_handle_t *)&w->_turn, on_closed);
             uv_close((uv_handle_t *)&w->_stop, on_closed);
             uv_close((uv_handle_t *)&w->_pause, on_closed);
             sf_mailbox_close(&w->_mailbox, on_closed);

@@ -33,6 +33,9 @@
 
 #define SF_WORKER_BUDGET 4096
 #define SF_WORKER_MAX_LOAD 4096
+/* The pump calls the group's commit hook after this many deliveries (and at
+ * the end of every slice): the most work one commit waits for. */
+#define SF_WORKER_COMMIT_EVERY 256
 
 typedef struct sf_worker_s sf_worker_t;
 typedef struct sf_workers_s sf_workers_t;
@@ -43,6 +46,14 @@ typedef void (*sf_worker_deliver_cb)(sf_worker_t *w, sf_msg_t *m);
 typedef void (*sf_worker_start_cb)(sf_worker_t *w);
 /** Runs on |w|'s thread when stopping; must close the caller's handles. */
 typedef void (*sf_worker_stop_cb)(sf_worker_t *w);
+/**
+ * The commit point: runs on |w|'s thread after every SF_WORKER_COMMIT_EVERY
+ * deliveries, at the end of every pump slice and once per loop turn after
+ * I/O callbacks, so that work staged by deliveries and replies is written
+ * together (one state commit per group, not per message). Messages it routes
+ * leave with the same turn's outbox flush.
+ */
+typedef void (*sf_worker_commit_cb)(sf_worker_t *w);
 /**
  * Runs on |w|'s thread during a pause, once every worker has stopped (see
  * sf_workers_pause). |local| holds the messages for |w| not yet delivered
@@ -72,6 +83,7 @@ struct sf_worker_s {
     uv_thread_t _thread;
     sf_mailbox_t _mailbox;
     uv_idle_t _pump;
+    uv_check_t _turn;           /* the commit point after each turn's I/O */
     uv_async_t _stop;
     uv_async_t _pause;
     sf_msg_fifo_t _inbox;
@@ -101,6 +113,7 @@ struct sf_workers_s {
     sf_worker_deliver_cb deliver;
     sf_worker_start_cb on_start;
     sf_worker_stop_cb on_stop;
+    sf_worker_commit_cb commit; /* public: may be NULL; set before sf_workers_start */
     void *data;                 /* public: the runtime */
 
     /* private: the pause in progress (set by the pausing thread) */

@@ -302,6 +302,24 @@ void sf_state_batch_clear(sf_state_batch_t *batch)
 
 size_t sf_state_batch_count(const sf_state_batch_t *batch) { return batch->count; }
 
+void sf_state_batch_savepoint(sf_state_batch_t *batch)
+{
+    batch->sp.count = batch->count;
+    batch->sp.tokens = batch->tokens.len;
+    batch->sp.scheduled = batch->scheduled.len;
+    batch->backend->vt->batch_savepoint(batch);
+}
+
+void sf_state_batch_rollback(sf_state_batch_t *batch)
+{
+    batch->backend->vt->batch_rollback(batch);
+    batch->count = batch->sp.count;
+    batch->tokens.len = batch->sp.tokens;
+    batch->scheduled.len = batch->sp.scheduled;
+}
+
+void sf_state_batch_release(sf_state_batch_t *batch) { batch->backend->vt->batch_release(batch); }
+
 static void batch_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8_t *val,
                      size_t vlen)
 {

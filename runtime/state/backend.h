@@ -228,6 +228,18 @@ void sf_state_batch_clear(sf_state_batch_t *batch);
 size_t sf_state_batch_count(const sf_state_batch_t *batch);
 
 /**
+ * A savepoint, so that one caller's operations can be taken back out of a
+ * batch that others share (several replies committed together). One level:
+ * every sf_state_batch_savepoint is followed by exactly one
+ * sf_state_batch_rollback (drops every operation added since) or
+ * sf_state_batch_release (keeps them), before the next savepoint, commit or
+ * clear.
+ */
+void sf_state_batch_savepoint(sf_state_batch_t *batch);
+void sf_state_batch_rollback(sf_state_batch_t *batch);
+void sf_state_batch_release(sf_state_batch_t *batch);
+
+/**
  * Applies every operation of |batch| atomically (one RocksDB WriteBatch, or
  * one pass over the memory maps with each key group locked while it is
  * written), then clears it. Returns 0 or SF_ESTATE (the batch is kept, so the

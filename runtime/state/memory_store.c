@@ -460,6 +460,18 @@ static void mem_batch_op(sf_state_batch_t *batch, const uint8_t *key, size_t kle
         sf__buf_put(log, val, vl);
 }
 
+static void mem_batch_savepoint(sf_state_batch_t *batch)
+{
+    batch->sp.impl = ((sf_buf_t *)batch->impl)->len;
+}
+
+static void mem_batch_rollback(sf_state_batch_t *batch)
+{
+    ((sf_buf_t *)batch->impl)->len = batch->sp.impl;
+}
+
+static void mem_batch_release(sf_state_batch_t *batch) { (void)batch; }
+
 static int mem_batch_write(sf_state_batch_t *batch)
 {
     mem_t *m = batch->backend->store;
@@ -766,6 +778,9 @@ static const sf__store_vt_t mem_vt = {
     .batch_clear = mem_batch_clear,
     .batch_op = mem_batch_op,
     .batch_write = mem_batch_write,
+    .batch_savepoint = mem_batch_savepoint,
+    .batch_rollback = mem_batch_rollback,
+    .batch_release = mem_batch_release,
     .reclaim = mem_reclaim,
     .compact = mem_compact,
     .checkpoint = mem_checkpoint,

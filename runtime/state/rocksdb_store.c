@@ -162,6 +162,32 @@ static void rocks_batch_op(sf_state_batch_t *batch, const uint8_t *key, size_t k
         rocksdb_writebatch_delete(batch->impl, (const char *)key, klen);
 }
 
+static void rocks_batch_savepoint(sf_state_batch_t *batch)
+{
+    rocksdb_writebatch_set_save_point(batch->impl);
+}
+
+static void rocks_batch_rollback(sf_state_batch_t *batch)
+{
+    char *err = NULL;
+    rocksdb_writebatch_rollback_to_save_point(batch->impl, &err);
+    /* Only "no savepoint set" can fail: a caller's bug. */
+    if (err) {
+        rerr("batch rollback", err);
+        abort();
+    }
+}
+
+static void rocks_batch_release(sf_state_batch_t *batch)
+{
+    char *err = NULL;
+    rocksdb_writebatch_pop_save_point(batch->impl, &err);
+    if (err) {
+        rerr("batch savepoint release", err);
+        abort();
+    }
+}
+
 static int rocks_batch_write(sf_state_batch_t *batch)
 {
     rocks_t *r = batch->backend->store;
@@ -223,6 +249,9 @@ static const sf__store_vt_t rocks_vt = {
     .batch_clear = rocks_batch_clear,
     .batch_op = rocks_batch_op,
     .batch_write = rocks_batch_write,
+    .batch_savepoint = rocks_batch_savepoint,
+    .batch_rollback = rocks_batch_rollback,
+    .batch_release = rocks_batch_release,
     .reclaim = rocks_reclaim,
     .compact = rocks_compact,
     .flush = rocks_flush,

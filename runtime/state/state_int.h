@@ -47,6 +47,11 @@ typedef struct sf__store_vt_s {
                      const uint8_t *val, size_t vlen);
     /* Applies the batch atomically. Returns 0 or SF_ESTATE; does not clear. */
     int (*batch_write)(sf_state_batch_t *batch);
+    /* The one-level savepoint of the store's batch (sf_state_batch_savepoint):
+     * set, go back to it, or forget it. */
+    void (*batch_savepoint)(sf_state_batch_t *batch);
+    void (*batch_rollback)(sf_state_batch_t *batch);
+    void (*batch_release)(sf_state_batch_t *batch);
     ssize_t (*reclaim)(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now,
                        size_t budget);
     int (*compact)(sf_state_backend_t *b);
@@ -90,6 +95,10 @@ struct sf_state_batch_s {
     /* Timers scheduled by this batch: (kg, fire_at) pairs for the cache. */
     sf__sbuf_t scheduled;
     sf_buf_t tmp;                     /* store reads made while building the batch */
+    /* The savepoint: the lengths above when it was set (the store keeps its own). */
+    struct {
+        size_t count, tokens, scheduled, impl;
+    } sp;
 };
 
 /** Opens the RocksDB store on |opts->dir| into |b->store| (b->vt set). */

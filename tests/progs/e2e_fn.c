@@ -30,6 +30,10 @@
  *   /ctl/mode/ok     answer calls (the default)
  *   /ctl/mode/fail   answer calls 500
  *   /ctl/mode/garbage  answer calls 200 with bytes that are no FromFunction
+ *   /ctl/mode/violate  answer calls with the function's reply (state
+ *                    mutations and all) plus an outgoing message without a
+ *                    target, which the protocol forbids: the runtime must
+ *                    apply none of it
  *   /ctl/mode/hang   never answer calls (they are answered 500 once the mode
  *                    changes, long after the runtime gave up on them)
  *   /ctl/slow/MS     delay every answer by MS (0: none)
@@ -48,7 +52,7 @@
 
 #define MAX_LANES 64
 
-typedef enum { MODE_OK, MODE_FAIL, MODE_GARBAGE, MODE_HANG } fn_mode_t;
+typedef enum { MODE_OK, MODE_FAIL, MODE_GARBAGE, MODE_HANG, MODE_VIOLATE } fn_mode_t;
 
 /* An answer delayed by /ctl/slow. */
 typedef struct delayed_s {
@@ -326,8 +330,10 @@ static void on_control(sf_http_request_t *req, const char *path)
             g.mode = MODE_GARBAGE;
         else if (strcmp(m, "hang") == 0)
             g.mode = MODE_HANG;
+        else if (strcmp(m, "violate") == 0)
+            g.mode = MODE_VIOLATE;
         else {
-            reply_text(req, 400, "modes: ok, fail, garbage, hang\n");
+            reply_text(req, 400, "modes: ok, fail, garbage, hang, violate\n");
             return;
         }
         if (g.mode != MODE_HANG)
@@ -341,6 +347,52 @@ static void on_control(sf_http_request_t *req, const char *path)
         return;
     }
     reply_text(req, 404, "unknown control path\n");
+}
+
+/* Answers the reply |out| (one FromFunction field: invocation_result, 100)
+ * with one more outgoing message without a target inside that result, after
+ * its state mutations. Wire level: a second occurrence of field 100 would
+ * replace the first (it is a oneof member), not merge with it. An
+ * IncompleteInvocationContext goes unchanged. */
+static void violate(sf_http_request_t *req, const uint8_t *out, size_t out_len)
+{
+    uint8_t *body;
+    size_t len = 0, i = 2, n = 0;
+    unsigned shift = 0;
+
+    /* An IncompleteInvocationContext (field 101: aa 06) goes as it is. */
+    if (out_len >= 2 && out[0] == 0xaa && out[1] == 0x06) {
+        answer(req, 200, out, out_len);
+        return;
+    }
+    /* tag 100/length-delimited = varint 802 = a2 06, then the length */
+    if (out_len < 3 || out[0] != 0xa2 || out[1] != 0x06) {
+        reply_text(req, 500, "violate: the reply is no invocation_result");
+        return;
+    }
+    while (i < out_len && shift < 35) {
+        len |= (size_t)(out[i] & 0x7f) << shift;
+        shift += 7;
+        if (!(out[i++] & 0x80))
+            break;
+    }
+    if (i + len != out_len || !(body = malloc(out_len + 16))) {
+        reply_text(req, 500, "violate: cannot rewrite the reply");
+        return;
+    }
+    body[n++] = 0xa2;
+    body[n++] = 0x06;
+    for (size_t v = len + 2; ; v >>= 7) {
+        body[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    memcpy(body + n, out + i, len);
+    n += len;
+    body[n++] = 0x12; /* outgoing_messages (2), length-delimited */
+    body[n++] = 0x00; /* an empty Invocation: no target */
+    answer(req, 200, body, n);
+    free(body);
 }
 
 static void on_request(sf_http_request_t *req, void *ud)
@@ -393,6 +445,11 @@ static void on_request(sf_http_request_t *req, void *ud)
             g.multi++;
     }
     rv = sf_handler_invoke(g.handler, body, len, &out, &out_len);
+    if (rv == 0 && g.mode == MODE_VIOLATE) {
+        g.failed++;
+        violate(req, out, out_len);
+        return;
+    }
     if (rv == 0) {
         g.ok++;
         answer(req, 200, out, out_len);

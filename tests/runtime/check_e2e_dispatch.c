@@ -294,6 +294,15 @@ START_TEST(test_failing_endpoint)
     ck_assert_int_ge(wait_stat(port, "failed", calls + 2, 15000), calls + 2);
     ck_assert_int_eq(sf_e2e_health(rt.admin, NULL), 503);
 
+    /* 3b. A reply that parses but violates the protocol (its state mutations
+     * are good, an outgoing message has no target): what was staged of it is
+     * taken back out of the worker's commit batch, so nothing is applied
+     * (step 5 would count too much otherwise). */
+    fn_control(port, "/ctl/mode/violate");
+    calls = fn_stat(port, "failed");
+    ck_assert_int_ge(wait_stat(port, "failed", calls + 2, 15000), calls + 2);
+    ck_assert_int_eq(sf_e2e_state_int(rt.admin, SEQ_ADDR, "count", -1), -1);
+
     /* 4. Calls hang past the call timeout. */
     fn_control(port, "/ctl/mode/hang");
     calls = fn_stat(port, "calls");

@@ -612,6 +612,48 @@ START_TEST(test_timer_tokens)
 }
 END_TEST
 
+/* A savepoint takes back one caller's operations (state, timers and their
+ * tokens) out of a batch that others share, and keeps the rest. */
+START_TEST(test_batch_savepoint)
+{
+    fx_t f;
+    fired_list_t l;
+    sf_addr_t a = addr("ns", "fn", "a"), b = addr("ns", "fn", "b");
+    char out[16];
+    fx_open(&f, _i, 8);
+
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 1, &a, "v", "t", (const uint8_t *)"a1", 2, 0, 0,
+                                        0),
+                     0);
+    sf_state_batch_savepoint(f.batch);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 2, &b, "v", "t", (const uint8_t *)"b1", 2, 0, 0,
+                                        0),
+                     0);
+    sched(&f, 2, "b", "tok", 100, "mb", 0);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 4);
+    sf_state_batch_rollback(f.batch);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 1);
+    /* The rolled-back token is free again within the same batch. */
+    sched(&f, 2, "b", "tok", 200, "mb2", 0);
+    sf_state_batch_savepoint(f.batch);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 3, &b, "w", "t", (const uint8_t *)"kept", 4, 0,
+                                        0, 0),
+                     0);
+    sf_state_batch_release(f.batch);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "a1");
+    ck_assert_int_eq(get(&f, NULL, 2, "b", "v", 0, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 3, "b", "w", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "kept");
+    /* Only the second timer exists. */
+    ck_assert_int_eq(pop(&f, 0, 8, 150, 10, &l), 0);
+    ck_assert_int_eq(pop(&f, 0, 8, 250, 10, &l), 1);
+    fx_close(&f);
+}
+END_TEST
+
 static int timer_count_cb(const sf_state_timer_t *t, void *ud)
 {
     (*(int *)ud)++;
@@ -1002,6 +1044,7 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_loop_test(tc, test_ttl_reclaim, 0, 2);
     tcase_add_loop_test(tc, test_timers_fire_order, 0, 2);
     tcase_add_loop_test(tc, test_timer_tokens, 0, 2);
+    tcase_add_loop_test(tc, test_batch_savepoint, 0, 2);
     tcase_add_loop_test(tc, test_reopen, 0, 2);
     tcase_add_loop_test(tc, test_range_scan, 0, 2);
     tcase_add_loop_test(tc, test_log_records, 0, 2);
