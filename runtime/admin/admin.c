@@ -460,6 +460,11 @@ static void render_checkpoints(sf_rt_t *rt, sf_buf_t *out, int *err)
                "how long the workers stood still for the last checkpoint");
     outf(out, err, "statefun_checkpoint_last_pause_seconds %.6f\n",
          atomic_load(&rt->checkpoint_pause_us) / 1e6);
+    out_family(out, err, "statefun_checkpoint_last_commit_hold_seconds", "gauge",
+               "after the last checkpoint's pause: how long the workers ran with their "
+               "commits held while the store was checkpointed");
+    outf(out, err, "statefun_checkpoint_last_commit_hold_seconds %.6f\n",
+         atomic_load(&rt->checkpoint_hold_us) / 1e6);
     out_family(out, err, "statefun_checkpoint_last_duration_seconds", "gauge",
                "start to durable MANIFEST of the last checkpoint");
     outf(out, err, "statefun_checkpoint_last_duration_seconds %.6f\n",

@@ -508,6 +508,14 @@ static void collect(sf_checkpointer_t *c)
     free(names);
 }
 
+static int store_checkpoint(sf_state_backend_t *state, const char *dir, uint64_t *us)
+{
+    uint64_t t = uv_hrtime();
+    int rv = sf_state_checkpoint(state, dir);
+    *us = (uv_hrtime() - t) / 1000;
+    return rv;
+}
+
 int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_stats_t *stats)
 {
     sf_rt_t *rt = c->rt;
@@ -515,9 +523,10 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     sf_manifest_t m;
     files_t files;
     char path[4096], state[4096];
-    uint64_t t0 = uv_hrtime(), t1, start, pause_us, new_bytes = 0, stopped_us, store_us;
+    uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
     size_t i, j;
-    int rv;
+    bool concurrent;
+    int rv = 0;
 
     memset(&sa, 0, sizeof sa);
     sa.id = c->next_id;
@@ -543,15 +552,25 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         sf_buf_init(&sa.out[i], NULL);
     }
 
-    /* The pause: pending work into memory, then the store's checkpoint. */
+    /* The pause: pending work into memory. Then the store's checkpoint: with
+     * RocksDB after the workers go on, their commits held meanwhile (so the
+     * store does not change, and what they stage is in flight for this
+     * checkpoint); the memory store is walked with everyone stopped. */
     stopped_us = sf_workers_pause(&rt->workers, sf_dispatch_snapshot, &sa);
-    t1 = uv_hrtime();
-    rv = sf_state_checkpoint(rt->state, state);
-    store_us = (uv_hrtime() - t1) / 1000;
-    /* Whatever is produced from now on belongs to the next checkpoint. */
+    concurrent = sf_state_checkpoint_concurrent(rt->state);
+    if (concurrent)
+        sf_workers_hold_commits(&rt->workers, true);
+    else
+        rv = store_checkpoint(rt->state, state, &store_us);
+    /* Whatever is committed from now on belongs to the next checkpoint. */
     atomic_store(&rt->epoch, sa.id + 1);
     sf_workers_resume(&rt->workers);
     pause_us = (uv_hrtime() - start) / 1000;
+    if (concurrent) {
+        rv = store_checkpoint(rt->state, state, &store_us);
+        sf_workers_hold_commits(&rt->workers, false);
+    }
+    hold_us = concurrent ? (uv_hrtime() - start) / 1000 - pause_us : 0;
     c->next_id++;
     if (rv == 0)
         rv = write_pending(path, &sa, rt->workers.n);
@@ -615,14 +634,17 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     c->last = files;
     if (stats) {
         stats->pause_us = pause_us;
+        stats->hold_us = hold_us;
         stats->duration_us = (uv_hrtime() - t0) / 1000;
         stats->bytes = m.bytes;
         stats->new_bytes = new_bytes;
     }
     sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us (stop and snapshot %" PRIu64
-                 " us, store %" PRIu64 " us), %" PRIu64 " bytes (%" PRIu64 " new), %" PRIu64
+                 " us), store %" PRIu64 " us (%s), %" PRIu64 " bytes (%" PRIu64 " new), %" PRIu64
                  " pending messages",
-                 sa.id, pause_us, stopped_us, store_us, m.bytes, new_bytes, m.pending);
+                 sa.id, pause_us, stopped_us, store_us,
+                 concurrent ? "after the pause, commits held" : "in the pause", m.bytes, new_bytes,
+                 m.pending);
     if (!dir)
         collect(c);
     return SF_OK;

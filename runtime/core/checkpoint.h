@@ -35,6 +35,7 @@ typedef struct sf_manifest_s {
 /** Measurements of one checkpoint. */
 typedef struct sf_checkpoint_stats_s {
     uint64_t pause_us;       /* workers stopped */
+    uint64_t hold_us;        /* after the pause: workers run, commits held (store checkpoint) */
     uint64_t duration_us;    /* start to MANIFEST durable */
     uint64_t bytes;          /* files of the checkpoint */
     uint64_t new_bytes;      /* of which not hard-linked from the previous one */

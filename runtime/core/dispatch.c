@@ -916,6 +916,12 @@ static void on_timer(uv_timer_t *t)
 {
     wctx_t *wc = t->data;
     ssize_t n;
+    if (sf_workers_commits_held(wc->w->group)) {
+        /* Popping writes the store, which is being checkpointed: soon. */
+        wc->timer_at = sf_wall_ms() + 1;
+        uv_timer_start(&wc->timer, on_timer, 1, 0);
+        return;
+    }
     wc->timer_at = 0;
     do {
         n = sf_state_timers_pop(wc->rt->state, wc->w->kg_begin, wc->w->kg_end, sf_wall_ms(),
@@ -993,6 +999,8 @@ void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_m
 static void on_reclaim(uv_timer_t *t)
 {
     wctx_t *wc = t->data;
+    if (sf_workers_commits_held(wc->w->group))
+        return; /* the store is being checkpointed: next tick */
     sf_state_reclaim(wc->rt->state, wc->w->kg_begin, wc->w->kg_end, sf_wall_ms(),
                      SF_RECLAIM_BUDGET);
 }

@@ -88,6 +88,7 @@ typedef struct sf_rt_s {
     _Atomic uint64_t checkpoints;          /* completed */
     _Atomic uint64_t checkpoint_failures;
     _Atomic uint64_t checkpoint_pause_us;  /* last */
+    _Atomic uint64_t checkpoint_hold_us;   /* last */
     _Atomic uint64_t checkpoint_duration_us; /* last */
     _Atomic uint64_t checkpoint_bytes;     /* last */
     _Atomic uint64_t checkpoint_pause_us_sum;

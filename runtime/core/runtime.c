@@ -34,6 +34,7 @@ void sf_rt_checkpoint_done(sf_rt_t *rt, const sf_checkpoint_stats_t *st)
 {
     atomic_fetch_add(&rt->checkpoints, 1);
     atomic_store(&rt->checkpoint_pause_us, st->pause_us);
+    atomic_store(&rt->checkpoint_hold_us, st->hold_us);
     atomic_store(&rt->checkpoint_duration_us, st->duration_us);
     atomic_store(&rt->checkpoint_bytes, st->bytes);
     atomic_fetch_add(&rt->checkpoint_pause_us_sum, st->pause_us);

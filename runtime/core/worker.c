@@ -27,8 +27,25 @@ static void on_idle(uv_idle_t *h)
 
 static void commit_point(sf_worker_t *w)
 {
-    if (w->group->commit)
+    /* Held: on_release commits once the hold ends. */
+    if (w->group->commit && !sf_workers_commits_held(w->group))
         w->group->commit(w);
+}
+
+static void on_release(uv_async_t *h)
+{
+    sf_worker_t *w = h->data;
+    commit_point(w);
+    flush_outboxes(w);
+}
+
+void sf_workers_hold_commits(sf_workers_t *g, bool hold)
+{
+    uint32_t i;
+    atomic_store_explicit(&g->_hold, hold, memory_order_release);
+    if (!hold)
+        for (i = 0; i < g->n; i++)
+            uv_async_send(&g->w[i]->_release);
 }
 
 /* After the turn's I/O callbacks (function replies, mail): commit what they
@@ -123,10 +140,36 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
-/* The pause: three waits on one barrier of n workers + the pausing thread.
- * 1: everyone stopped (nothing is pushed into a mailbox any more);
- * 2: every worker ran the callback over its pending messages;
- * 3: the pausing thread did its work and lets everyone go. */
+/* The pause, on one mutex and condition variable, with as few wake-ups as
+ * it can: (1) every paused thread counts itself stopped and waits until all
+ * are (then nothing is pushed into a mailbox any more); (2) each runs its
+ * callback and counts itself done: the last one wakes the pausing thread,
+ * whose sf_workers_pause returns; (3) sf_workers_resume moves |_go| to the
+ * pause's generation and wakes them all, without waiting for them to run. */
+static void pause_stop(sf_workers_t *g)
+{
+    uint64_t gen;
+    uv_mutex_lock(&g->_lock);
+    gen = g->_gen;
+    if (++g->_stopped == g->_parties)
+        uv_cond_broadcast(&g->_cond);
+    while (g->_stopped < g->_parties && g->_gen == gen)
+        uv_cond_wait(&g->_cond, &g->_lock);
+    uv_mutex_unlock(&g->_lock);
+}
+
+static void pause_done_and_wait(sf_workers_t *g)
+{
+    uint64_t gen;
+    uv_mutex_lock(&g->_lock);
+    gen = g->_gen;
+    if (++g->_done == g->_parties)
+        uv_cond_broadcast(&g->_cond);
+    while (g->_go != gen)
+        uv_cond_wait(&g->_cond, &g->_lock);
+    uv_mutex_unlock(&g->_lock);
+}
+
 static void on_pause(uv_async_t *h)
 {
     sf_worker_t *w = h->data;
@@ -134,7 +177,7 @@ static void on_pause(uv_async_t *h)
     sf_msg_fifo_t out;
     uint32_t i;
 
-    uv_barrier_wait(&g->_barrier);
+    pause_stop(g);
     /* Everyone stands still: the mailbox holds all it will get. Keep the
      * order of delivery: inbox first, then what the mailbox had. */
     sf_mailbox_drain(&w->_mailbox, &w->_inbox);
@@ -151,18 +194,16 @@ static void on_pause(uv_async_t *h)
     }
     if (w->_inbox.head)
         sf_worker_kick(w);
-    uv_barrier_wait(&g->_barrier);
-    uv_barrier_wait(&g->_barrier);
+    pause_done_and_wait(g);
 }
 
 static void on_extra_pause(uv_async_t *h)
 {
     sf_pause_extra_t *x = h->data;
-    uv_barrier_wait(&x->_g->_barrier);
+    pause_stop(x->_g);
     if (x->cb)
         x->cb(x->arg);
-    uv_barrier_wait(&x->_g->_barrier);
-    uv_barrier_wait(&x->_g->_barrier);
+    pause_done_and_wait(x->_g);
 }
 
 int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop)
@@ -170,6 +211,7 @@ int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop)
     x->_g = g;
     x->async.data = x;
     g->_extra = x;
+    g->_parties = g->n + 1;
     return sf_err_from_uv(uv_async_init(loop, &x->async, on_extra_pause));
 }
 
@@ -179,22 +221,32 @@ uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg)
     uint32_t i;
     g->_pause_cb = cb;
     g->_pause_arg = arg;
-    uv_barrier_init(&g->_barrier, g->n + 1 + (g->_extra ? 1 : 0));
+    uv_mutex_lock(&g->_lock);
+    /* Every thread of the last pause has counted itself done: the counts
+     * are free again (a slow one may still be leaving its wait on _go). */
+    g->_gen++;
+    g->_stopped = 0;
+    g->_done = 0;
+    uv_mutex_unlock(&g->_lock);
     atomic_store(&g->_pausing, true);
     if (g->_extra)
         uv_async_send(&g->_extra->async);
     for (i = 0; i < g->n; i++)
         uv_async_send(&g->w[i]->_pause);
-    uv_barrier_wait(&g->_barrier); /* 1: all stopped */
+    uv_mutex_lock(&g->_lock);
+    while (g->_done < g->_parties)
+        uv_cond_wait(&g->_cond, &g->_lock);
+    uv_mutex_unlock(&g->_lock);
     atomic_store(&g->_pausing, false);
-    uv_barrier_wait(&g->_barrier); /* 2: all ran cb */
     return (uv_hrtime() - start) / 1000;
 }
 
 void sf_workers_resume(sf_workers_t *g)
 {
-    uv_barrier_wait(&g->_barrier); /* 3: go */
-    uv_barrier_destroy(&g->_barrier);
+    uv_mutex_lock(&g->_lock);
+    g->_go = g->_gen;
+    uv_cond_broadcast(&g->_cond);
+    uv_mutex_unlock(&g->_lock);
 }
 
 static void on_stop(uv_async_t *h)
@@ -214,6 +266,7 @@ static void on_stop(uv_async_t *h)
     uv_idle_stop(&w->_pump);
     uv_close((uv_handle_t *)&w->_pump, on_closed);
     uv_close((uv_handle_t *)&w->_turn, on_closed);
+    uv_close((uv_handle_t *)&w->_release, on_closed);
     uv_close((uv_handle_t *)&w->_stop, on_closed);
     uv_close((uv_handle_t *)&w->_pause, on_closed);
     sf_mailbox_close(&w->_mailbox, on_closed);
@@ -237,6 +290,9 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         return SF_EINVAL;
     memset(g, 0, sizeof *g);
     g->n = n;
+    g->_parties = n;
+    uv_mutex_init(&g->_lock);
+    uv_cond_init(&g->_cond);
     g->max_parallelism = max_parallelism;
     g->deliver = deliver;
     g->on_start = on_start;
@@ -261,6 +317,8 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         w->_turn.data = w;
         uv_check_start(&w->_turn, on_turn);
         uv_unref((uv_handle_t *)&w->_turn);
+        uv_async_init(&w->loop, &w->_release, on_release);
+        w->_release.data = w;
         uv_async_init(&w->loop, &w->_stop, on_stop);
         w->_stop.data = w;
         uv_async_init(&w->loop, &w->_pause, on_pause);
@@ -309,6 +367,7 @@ void sf_workers_dispose(sf_workers_t *g)
             /* Never started: close the handles on the loop here. */
             uv_close((uv_handle_t *)&w->_pump, on_closed);
             uv_close((uv_handle_t *)&w->_turn, on_closed);
+            uv_close((uv_handle_t *)&w->_release, on_closed);
             uv_close((uv_handle_t *)&w->_stop, on_closed);
             uv_close((uv_handle_t *)&w->_pause, on_closed);
             sf_mailbox_close(&w->_mailbox, on_closed);
@@ -319,5 +378,7 @@ void sf_workers_dispose(sf_workers_t *g)
         free(w);
     }
     free(g->w);
+    uv_cond_destroy(&g->_cond);
+    uv_mutex_destroy(&g->_lock);
     memset(g, 0, sizeof *g);
 }

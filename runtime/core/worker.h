@@ -84,6 +84,7 @@ struct sf_worker_s {
     sf_mailbox_t _mailbox;
     uv_idle_t _pump;
     uv_check_t _turn;           /* the commit point after each turn's I/O */
+    uv_async_t _release;        /* commits are no longer held */
     uv_async_t _stop;
     uv_async_t _pause;
     sf_msg_fifo_t _inbox;
@@ -119,7 +120,15 @@ struct sf_workers_s {
     /* private: the pause in progress (set by the pausing thread) */
     sf_pause_extra_t *_extra;  /* at most one other thread pauses with the workers */
     _Atomic bool _pausing;     /* a pause is requested: pumps end their slice early */
-    uv_barrier_t _barrier;
+    /* The rendezvous of a pause (worker.c): under _lock, threads count
+     * themselves in |_stopped| then |_done|; a paused thread waits until
+     * |_go| reaches the pause's generation |_gen|. */
+    uv_mutex_t _lock;
+    uv_cond_t _cond;
+    uint32_t _parties;         /* threads that pause: workers + extra */
+    uint32_t _stopped, _done;
+    uint64_t _gen, _go;
+    _Atomic bool _hold;        /* commit points do nothing (sf_workers_hold_commits) */
     sf_worker_pause_cb _pause_cb;
     void *_pause_arg;
 };
@@ -176,6 +185,23 @@ int sf_pause_extra_init(sf_workers_t *g, sf_pause_extra_t *x, uv_loop_t *loop);
 
 /** Lets the workers go on after sf_workers_pause. Same thread. */
 void sf_workers_resume(sf_workers_t *g);
+
+/**
+ * Holds (|hold| true) or releases the workers' commits. While held the
+ * workers run, but their commit points do nothing: replies stay staged and
+ * nothing a worker does writes the state store (see
+ * sf_workers_commits_held), so the store can be checkpointed while the
+ * workers go on. A release makes every worker commit at once. Any thread but
+ * a worker's; to take effect at a known point, hold between
+ * sf_workers_pause and sf_workers_resume.
+ */
+void sf_workers_hold_commits(sf_workers_t *g, bool hold);
+
+/** Whether commits are held: a worker must not write the state store then. */
+static inline bool sf_workers_commits_held(sf_workers_t *g)
+{
+    return atomic_load_explicit(&g->_hold, memory_order_acquire);
+}
 
 /** |n| messages routed to |w| are completed (processed, or dropped). */
 static inline void sf_worker_done(sf_worker_t *w, size_t n)

@@ -1005,6 +1005,11 @@ int sf_state_log_scan(sf_state_backend_t *b, uint8_t column, const void *from, s
 /* ------------------------------------------------------------------------ */
 /* Checkpoints                                                                */
 
+bool sf_state_checkpoint_concurrent(const sf_state_backend_t *b)
+{
+    return b->vt->checkpoint_concurrent;
+}
+
 int sf_state_checkpoint(sf_state_backend_t *b, const char *dir)
 {
     struct stat st;

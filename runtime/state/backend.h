@@ -377,9 +377,18 @@ int sf_state_log_scan(sf_state_backend_t *b, uint8_t column, const void *from, s
  * files shared with earlier checkpoints are not copied) and copying the live
  * WAL, fsynced by RocksDB. Memory: one snapshot file with an XXH3-64 checksum,
  * fsynced, then the directory. Call it while no batch commits (the runtime's
- * coordinated pause). Blocking: run it off the loop (uv_queue_work).
+ * coordinated pause, or commits held). Blocking: run it off the loop.
  * Returns 0, SF_EEXIST (|dir| exists), SF_EIO or SF_ESTATE.
  */
 int sf_state_checkpoint(sf_state_backend_t *b, const char *dir);
+
+/**
+ * Whether sf_state_checkpoint may run while other threads read the store and
+ * write the odd record outside batches (a timer sequence reservation). True
+ * for RocksDB (its checkpoint is consistent at one instant); false for the
+ * memory store, whose snapshot walks the maps: checkpoint it with everyone
+ * stopped.
+ */
+bool sf_state_checkpoint_concurrent(const sf_state_backend_t *b);
 
 #endif /* SF_STATE_BACKEND_H */

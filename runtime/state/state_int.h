@@ -58,6 +58,8 @@ typedef struct sf__store_vt_s {
     /* Writes memtables out (RocksDB), blocking; NULL: nothing to do. */
     int (*flush)(sf_state_backend_t *b);
     int (*checkpoint)(sf_state_backend_t *b, const char *dir);
+    /* See sf_state_checkpoint_concurrent. */
+    bool checkpoint_concurrent;
 } sf__store_vt_t;
 
 /* The earliest-timer cache per key group: a lower bound of the first pending
