@@ -476,14 +476,17 @@ def counter_runs(figs, rt, tmp, label, args, h1=False, rates=True, clients=10, s
                      v * 1e3 if v is not None else None, ld)
     if rates and rates_seen:
         top = statistics.median(rates_seen)
-        for frac in (0.5, 0.9):
-            rate = top * frac
+        # 50% and 90% of this run's maximum, then the fixed rates asked for
+        # (the targets name 50% of 100 000 msg/s).
+        points = [(top * f, "at %d%% (%.0f msg/s offered)" % (f * 100, top * f))
+                  for f in (0.5, 0.9)]
+        points += [(float(x), "at a fixed %s msg/s" % x) for x in args.fixed_rates if x]
+        for rate, what in points:
             n = max(unit, int(rate * args.rate_seconds) // unit * unit)
             for i in range(args.runs):
                 r, got, h, ld = one(n, rps=max(1, int(rate / clients)))
-                log("%s: %d%% run %d: offered %.0f/s, processed %.0f/s" % (
-                    label, frac * 100, i + 1, rate, got))
-                tag = "%s: at %d%% (%.0f msg/s offered)" % (label, frac * 100, rate)
+                log("%s: %s, run %d: processed %.0f/s" % (label, what, i + 1, got))
+                tag = "%s: %s" % (label, what)
                 figs.add(tag + " processed msg/s", "msg/s", got, ld)
                 for q, nm in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")):
                     v = quantile(h, q)
@@ -514,8 +517,9 @@ def wl_remote_counter(args, procs, env):
     figs.report()
 
 
-def pong_ids(workers=2, maxp=128):
-    """Two ids X:Y and Y:X whose bench/pong addresses live on different workers."""
+def pong_ids(workers=2, maxp=128, n=1, prefix=""):
+    """Two ids X:Y and Y:X whose bench/pong addresses live on different workers
+    (a list of |n| such pairs when n > 1)."""
     lib = ctypes.CDLL("libxxhash.so.0")
     lib.XXH3_64bits.restype = ctypes.c_uint64
     lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
@@ -525,11 +529,16 @@ def pong_ids(workers=2, maxp=128):
         kg = lib.XXH3_64bits(b, len(b)) % maxp
         return kg * workers // maxp
 
-    for i in range(1000):
-        a, b = "a%d" % i, "b%d" % i
+    pairs = []
+    for i in range(100 * n + 1000):
+        a, b = "%sa%d" % (prefix, i), "%sb%d" % (prefix, i)
         if owner("bench/pong/%s:%s" % (a, b)) != owner("bench/pong/%s:%s" % (b, a)):
-            return a, b
-    raise RuntimeError("no cross-worker pair found")
+            if n == 1:
+                return a, b
+            pairs.append((a, b))
+            if len(pairs) == n:
+                return pairs
+    raise RuntimeError("not enough cross-worker pairs found")
 
 
 def wl_embedded(args, procs, env):
@@ -560,6 +569,32 @@ def wl_embedded(args, procs, env):
         got = rt.state_sum("bench/pong", ["%s:%s" % (a, b), "%s:%s" % (b, a)])
         if got != done:
             raise RuntimeError("ping-pong: counted %d of %d" % (got, done))
+
+        # Many pairs at once: the cross-worker path's throughput rather than
+        # one hop's latency. Each pair bounces |k| hops.
+        npairs, k = 1000, max(1, args.hops // 100)
+        pairs = pong_ids(n=npairs, prefix="p")
+        uris = os.path.join(procs.tmp, "pong-uris")
+        with open(uris, "w") as f:
+            for a2, b2 in pairs:
+                f.write("http://127.0.0.1:%d/bench/pong/%s:%s\n" % (rt.ingress, a2, b2))
+        body = write_body(procs.tmp, "pong-k", int_body(k))
+        log("ping-pong: %d pairs across the 2 workers, %d hops each" % (npairs, k))
+        many = 0
+        for i in range(args.runs + 1):
+            base = rt.processed("bench/pong")
+            r = h2load(uris, npairs, 1, 100, body, INT_CTYPE)
+            if r["failed"] or r["ok"] != npairs:
+                raise RuntimeError("ping-pong triggers: %d of %d accepted" % (r["ok"], npairs))
+            t1 = rt.wait_processed(base + npairs * (k + 1), "bench/pong")
+            many += k + 1
+            if i > 0:
+                figs.add("ping-pong, %d pairs at once (2 workers) msg/s" % npairs, "msg/s",
+                         npairs * (k + 1) / (t1 - r["t0"]))
+        got = rt.state_sum("bench/pong", ["%s:%s" % (x, y) for a2, b2 in pairs
+                                          for x, y in ((a2, b2), (b2, a2))])
+        if got != many * npairs:
+            raise RuntimeError("ping-pong pairs: counted %d of %d" % (got, many * npairs))
 
         # Fan-out: one message to bench/fanout/src sends one to each of 1 000
         # addresses.
@@ -1513,6 +1548,10 @@ def main():
                     help="seconds after which the state-scale load stops where it is")
     ap.add_argument("--no-rates", dest="rates", action="store_false",
                     help="skip the 50%%/90%% fixed-rate runs")
+    ap.add_argument("--fixed-rates", default="50000",
+                    type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                    help="comma-separated msg/s for more fixed-rate runs of the counters "
+                         "('' for none)")
     ap.add_argument("--ingress-fsync", default=None, help="passed to statefun run")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("workloads", nargs="+")
