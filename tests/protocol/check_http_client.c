@@ -46,7 +46,7 @@ static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    tmpdir = sf_test_mkdtemp("sf-http-client");
+    tmpdir = sf_test_mkdtemp("http-client");
     ck_assert_ptr_nonnull(tmpdir);
     nchildren = 0;
     in_request = 0;
