@@ -140,8 +140,8 @@ void sf_workers_route_chain(sf_workers_t *g, sf_msg_fifo_t *chain)
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
-/* The pause, on one mutex and condition variable, with as few wake-ups as
- * it can: (1) every paused thread counts itself stopped and waits until all
+/* The pause, on one mutex and a condition variable per wait, with as few
+ * wake-ups as it can: (1) every paused thread counts itself stopped and waits until all
  * are (then nothing is pushed into a mailbox any more); (2) each runs its
  * callback and counts itself done: the last one wakes the pausing thread,
  * whose sf_workers_pause returns; (3) sf_workers_resume moves |_go| to the
@@ -152,9 +152,9 @@ static void pause_stop(sf_workers_t *g)
     uv_mutex_lock(&g->_lock);
     gen = g->_gen;
     if (++g->_stopped == g->_parties)
-        uv_cond_broadcast(&g->_cond);
+        uv_cond_broadcast(&g->_all_stopped);
     while (g->_stopped < g->_parties && g->_gen == gen)
-        uv_cond_wait(&g->_cond, &g->_lock);
+        uv_cond_wait(&g->_all_stopped, &g->_lock);
     uv_mutex_unlock(&g->_lock);
 }
 
@@ -164,9 +164,9 @@ static void pause_done_and_wait(sf_workers_t *g)
     uv_mutex_lock(&g->_lock);
     gen = g->_gen;
     if (++g->_done == g->_parties)
-        uv_cond_broadcast(&g->_cond);
+        uv_cond_signal(&g->_all_done);
     while (g->_go != gen)
-        uv_cond_wait(&g->_cond, &g->_lock);
+        uv_cond_wait(&g->_go_cond, &g->_lock);
     uv_mutex_unlock(&g->_lock);
 }
 
@@ -235,7 +235,7 @@ uint64_t sf_workers_pause(sf_workers_t *g, sf_worker_pause_cb cb, void *arg)
         uv_async_send(&g->w[i]->_pause);
     uv_mutex_lock(&g->_lock);
     while (g->_done < g->_parties)
-        uv_cond_wait(&g->_cond, &g->_lock);
+        uv_cond_wait(&g->_all_done, &g->_lock);
     uv_mutex_unlock(&g->_lock);
     atomic_store(&g->_pausing, false);
     return (uv_hrtime() - start) / 1000;
@@ -245,7 +245,7 @@ void sf_workers_resume(sf_workers_t *g)
 {
     uv_mutex_lock(&g->_lock);
     g->_go = g->_gen;
-    uv_cond_broadcast(&g->_cond);
+    uv_cond_broadcast(&g->_go_cond);
     uv_mutex_unlock(&g->_lock);
 }
 
@@ -292,7 +292,9 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
     g->n = n;
     g->_parties = n;
     uv_mutex_init(&g->_lock);
-    uv_cond_init(&g->_cond);
+    uv_cond_init(&g->_all_stopped);
+    uv_cond_init(&g->_all_done);
+    uv_cond_init(&g->_go_cond);
     g->max_parallelism = max_parallelism;
     g->deliver = deliver;
     g->on_start = on_start;
@@ -378,7 +380,9 @@ void sf_workers_dispose(sf_workers_t *g)
         free(w);
     }
     free(g->w);
-    uv_cond_destroy(&g->_cond);
+    uv_cond_destroy(&g->_all_stopped);
+    uv_cond_destroy(&g->_all_done);
+    uv_cond_destroy(&g->_go_cond);
     uv_mutex_destroy(&g->_lock);
     memset(g, 0, sizeof *g);
 }

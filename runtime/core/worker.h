@@ -122,9 +122,12 @@ struct sf_workers_s {
     _Atomic bool _pausing;     /* a pause is requested: pumps end their slice early */
     /* The rendezvous of a pause (worker.c): under _lock, threads count
      * themselves in |_stopped| then |_done|; a paused thread waits until
-     * |_go| reaches the pause's generation |_gen|. */
+     * |_go| reaches the pause's generation |_gen|. One condition variable
+     * per wait, so that each wake-up reaches only the threads it concerns. */
     uv_mutex_t _lock;
-    uv_cond_t _cond;
+    uv_cond_t _all_stopped;     /* paused threads wait for each other */
+    uv_cond_t _all_done;        /* the pausing thread waits for them */
+    uv_cond_t _go_cond;         /* paused threads wait for the go */
     uint32_t _parties;         /* threads that pause: workers + extra */
     uint32_t _stopped, _done;
     uint64_t _gen, _go;
