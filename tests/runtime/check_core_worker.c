@@ -161,12 +161,80 @@ START_TEST(test_workers_pause_midway)
 }
 END_TEST
 
+static _Atomic long commits;
+static _Atomic long commits_while_held;
+static sf_workers_t *held_group;
+
+static void count_commit(sf_worker_t *w)
+{
+    (void)w;
+    atomic_fetch_add(&commits, 1);
+    if (sf_workers_commits_held(held_group))
+        atomic_fetch_add(&commits_while_held, 1);
+}
+
+/* While commits are held the workers go on delivering, but no commit point
+ * runs; the release makes every worker commit at once. */
+START_TEST(test_workers_hold_commits)
+{
+    enum { CHAINS = 200, HOPS = 100 };
+    sf_workers_t g;
+    sf_msg_fifo_t chain;
+    uint32_t i;
+    long hops_before, commits_at_release;
+    int waited;
+    atomic_store(&misrouted, 0);
+    atomic_store(&remaining_hops, (long)CHAINS * (HOPS + 1));
+    atomic_store(&live_msgs, CHAINS);
+    atomic_store(&commits, 0);
+    atomic_store(&commits_while_held, 0);
+    held_group = &g;
+    ck_assert_int_eq(sf_workers_init(&g, 2, 64, deliver, NULL, NULL, NULL), 0);
+    g.commit = count_commit;
+    ck_assert_int_eq(sf_workers_start(&g), 0);
+    /* Held between a pause and its resume, as the checkpointer does. */
+    sf_workers_pause(&g, on_paused, NULL);
+    sf_workers_hold_commits(&g, true);
+    sf_workers_resume(&g);
+    commits_at_release = atomic_load(&commits);
+    sf_msg_fifo_init(&chain);
+    for (i = 0; i < CHAINS; i++) {
+        char id[32];
+        uint32_t hops = HOPS;
+        sf_msg_t *m;
+        snprintf(id, sizeof id, "h-%u", i);
+        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
+                                          (const uint8_t *)&hops, sizeof hops, 64, &m),
+                         0);
+        sf_msg_fifo_push(&chain, m);
+    }
+    hops_before = atomic_load(&remaining_hops);
+    sf_workers_route_chain(&g, &chain);
+    for (waited = 0; waited < 5000 && atomic_load(&remaining_hops) > 0; waited++)
+        usleep(1000);
+    /* Deliveries went on (here all of them), and no commit point ran. */
+    ck_assert_int_lt(atomic_load(&remaining_hops), hops_before);
+    ck_assert_int_eq(atomic_load(&commits), commits_at_release);
+    ck_assert_int_eq(atomic_load(&commits_while_held), 0);
+    sf_workers_hold_commits(&g, false);
+    for (waited = 0; waited < 5000 && atomic_load(&commits) < commits_at_release + 2; waited++)
+        usleep(1000);
+    ck_assert_int_ge(atomic_load(&commits), commits_at_release + 2); /* each worker */
+    sf_workers_stop(&g);
+    ck_assert_int_eq(atomic_load(&remaining_hops), 0);
+    ck_assert_int_eq(atomic_load(&misrouted), 0);
+    ck_assert_int_eq(atomic_load(&commits_while_held), 0);
+    sf_workers_dispose(&g);
+}
+END_TEST
+
 Suite *sf_runtime_core_worker_suite(void)
 {
     Suite *s = suite_create("runtime_core_worker");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_workers_route_and_hop);
+    tcase_add_test(tc, test_workers_hold_commits);
     tcase_add_test(tc, test_workers_init_rejects_bad_sizes);
     tcase_add_test(tc, test_workers_pause_midway);
     suite_add_tcase(s, tc);
