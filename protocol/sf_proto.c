@@ -282,14 +282,31 @@ DECODE_SCALAR(long, Io__Statefun__Sdk__Types__LongWrapper, int64_t)
 DECODE_SCALAR(float, Io__Statefun__Sdk__Types__FloatWrapper, float)
 DECODE_SCALAR(double, Io__Statefun__Sdk__Types__DoubleWrapper, double)
 
+/* An arena allocator for protobuf-c that notes failures, so that a decode
+ * which failed for lack of memory is told from malformed bytes (protobuf-c
+ * returns NULL for both). */
+typedef struct noting_alloc_s {
+    sf_arena_t *arena;
+    bool failed;
+} noting_alloc_t;
+
+static void *noting_alloc(void *ud, size_t size)
+{
+    noting_alloc_t *na = ud;
+    void *p = sf_arena_alloc(na->arena, size);
+    na->failed |= p == NULL;
+    return p;
+}
+
 int sf_proto_decode_string(sf_arena_t *arena, const uint8_t *data, size_t len, char **s,
                            size_t *slen)
 {
-    ProtobufCAllocator a = arena_allocator(arena);
-    Io__Statefun__Sdk__Types__StringWrapper *m =
-        io__statefun__sdk__types__string_wrapper__unpack(&a, len, data);
+    noting_alloc_t na = {arena, false};
+    ProtobufCAllocator a = {noting_alloc, arena_pb_free, &na};
+    Io__Statefun__Sdk__Types__StringWrapper *m = io__statefun__sdk__types__string_wrapper__unpack(
+        &a, len, data ? data : (const uint8_t *)"");
     if (!m)
-        return SF_EPROTO;
+        return na.failed ? SF_ENOMEM : SF_EPROTO;
     *s = m->value;
     if (slen)
         *slen = strlen(m->value);

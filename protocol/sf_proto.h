@@ -185,8 +185,10 @@ int sf_proto_decode_long(const uint8_t *data, size_t len, int64_t *v);
 int sf_proto_decode_float(const uint8_t *data, size_t len, float *v);
 int sf_proto_decode_double(const uint8_t *data, size_t len, double *v);
 /**
- * Decodes a StringWrapper; |*s| is NUL-terminated and lives in |arena|.
- * Returns 0, SF_EPROTO or SF_ENOMEM.
+ * Decodes a StringWrapper; |*s| is NUL-terminated and lives in |arena|. As
+ * with sf_proto_encode_string, a value ends at its first NUL (protobuf-c
+ * keeps C strings). |data| may be NULL when |len| is 0. Returns 0, SF_EPROTO
+ * or SF_ENOMEM (the arena's allocator failed).
  */
 int sf_proto_decode_string(sf_arena_t *arena, const uint8_t *data, size_t len, char **s,
                            size_t *slen);

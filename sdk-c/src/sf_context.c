@@ -101,41 +101,15 @@ bool sf_message_is_string(const sf_message_t *msg)
 
 SCALAR_TYPES(MESSAGE_AS)
 
-/* An allocator for protobuf-c that takes arena memory and notes failures, so
- * that a decode which failed for lack of memory is told from malformed bytes
- * (protobuf-c returns NULL for both). */
-typedef struct {
-    sf_arena_t *arena;
-    bool failed;
-} noting_alloc_t;
-
-static void *noting_alloc(void *ud, size_t size)
-{
-    noting_alloc_t *na = ud;
-    void *p = sf_arena_alloc(na->arena, size);
-    na->failed |= p == NULL;
-    return p;
-}
-
-static void noting_free(void *ud, void *ptr)
-{
-    (void)ud, (void)ptr;
-}
-
 /* Decodes a StringWrapper into the arena. Returns 0, SF_EPROTO or SF_ENOMEM. */
 static int decode_string(sf_arena_t *arena, const uint8_t *data, size_t len, const char **s,
                          size_t *slen)
 {
-    noting_alloc_t na = {arena, false};
-    ProtobufCAllocator a = {noting_alloc, noting_free, &na};
-    Io__Statefun__Sdk__Types__StringWrapper *m = io__statefun__sdk__types__string_wrapper__unpack(
-        &a, len, data ? data : (const uint8_t *)"");
-    if (!m)
-        return na.failed ? SF_ENOMEM : SF_EPROTO;
-    *s = m->value;
-    if (slen)
-        *slen = strlen(m->value);
-    return SF_OK;
+    char *v;
+    int rv = sf_proto_decode_string(arena, data, len, &v, slen);
+    if (rv == SF_OK)
+        *s = v;
+    return rv;
 }
 
 int sf_message_as_string(const sf_message_t *msg, const char **s, size_t *len)

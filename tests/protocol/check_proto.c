@@ -6,6 +6,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "failmalloc.h"
 #include "sf_proto.h"
 
 START_TEST(test_builtin_roundtrip)
@@ -172,6 +173,44 @@ START_TEST(test_arena_large)
 }
 END_TEST
 
+/* A string decode that runs out of memory says so (SF_ENOMEM), whichever
+ * allocation fails, and malformed bytes stay SF_EPROTO. */
+START_TEST(test_decode_string_out_of_memory)
+{
+    sf_test_failmalloc_t fm;
+    sf_arena_t arena;
+    sf_buf_t b;
+    char *s;
+    size_t slen;
+    long n;
+    int rv;
+    static const uint8_t junk[] = {0x0a, 0x05, 'a'};
+
+    sf_buf_init(&b, NULL);
+    ck_assert_int_eq(sf_proto_encode_string("a value", 7, &b), 0);
+    sf_test_failmalloc_init(&fm);
+    for (n = 0; n < 100; n++) {
+        fm.countdown = n;
+        sf_arena_init(&arena, &fm.mem);
+        rv = sf_proto_decode_string(&arena, b.base, b.len, &s, &slen);
+        sf_arena_dispose(&arena);
+        if (rv == 0)
+            break;
+        ck_assert_int_eq(rv, SF_ENOMEM);
+    }
+    ck_assert_int_gt(n, 0);          /* at least one allocation could fail */
+    ck_assert_int_lt(n, 100);
+    ck_assert_int_eq(fm.live, 0);
+    fm.countdown = -1;
+    sf_arena_init(&arena, &fm.mem);
+    ck_assert_int_eq(sf_proto_decode_string(&arena, junk, sizeof junk, &s, &slen), SF_EPROTO);
+    ck_assert_int_eq(sf_proto_decode_string(&arena, NULL, 0, &s, &slen), 0);
+    ck_assert_uint_eq(slen, 0);
+    sf_arena_dispose(&arena);
+    sf_buf_dispose(&b);
+}
+END_TEST
+
 Suite *sf_protocol_proto_suite(void)
 {
     Suite *s = suite_create("protocol_proto");
@@ -180,6 +219,7 @@ Suite *sf_protocol_proto_suite(void)
     tcase_add_test(tc, test_to_function_roundtrip);
     tcase_add_test(tc, test_address_parse);
     tcase_add_test(tc, test_arena_large);
+    tcase_add_test(tc, test_decode_string_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }
