@@ -40,6 +40,25 @@ static void deliver(sf_worker_t *w, sf_msg_t *m)
     sf_msg_free(m);
 }
 
+/* |chains| messages "PREFIX-i" with |hops| hops each, into |chain|. */
+static void make_chains(const sf_workers_t *g, sf_msg_fifo_t *chain, uint32_t chains,
+                        uint32_t hops, const char *prefix)
+{
+    uint32_t i;
+    sf_msg_fifo_init(chain);
+    for (i = 0; i < chains; i++) {
+        char id[32];
+        sf_msg_t *m;
+        snprintf(id, sizeof id, "%s-%u", prefix, i);
+        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
+                                          (const uint8_t *)&hops, sizeof hops,
+                                          g->max_parallelism, &m),
+                         0);
+        m->seq = i;
+        sf_msg_fifo_push(chain, m);
+    }
+}
+
 START_TEST(test_workers_route_and_hop)
 {
     enum { CHAINS = 200, HOPS = 50 };
@@ -51,18 +70,7 @@ START_TEST(test_workers_route_and_hop)
     atomic_store(&remaining_hops, (long)CHAINS * (HOPS + 1));
     ck_assert_int_eq(sf_workers_init(&g, 4, 128, deliver, NULL, NULL, NULL), 0);
     ck_assert_int_eq(sf_workers_start(&g), 0);
-    sf_msg_fifo_init(&chain);
-    for (i = 0; i < CHAINS; i++) {
-        char id[32];
-        uint32_t hops = HOPS;
-        sf_msg_t *m;
-        snprintf(id, sizeof id, "start-%u", i);
-        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
-                                          (const uint8_t *)&hops, sizeof hops, 128, &m),
-                         0);
-        m->seq = i;
-        sf_msg_fifo_push(&chain, m);
-    }
+    make_chains(&g, &chain, CHAINS, HOPS, "start");
     sf_workers_route_chain(&g, &chain);
     for (waited = 0; waited < 10000 && atomic_load(&remaining_hops) > 0; waited += 5)
         usleep(5000);
@@ -114,25 +122,13 @@ START_TEST(test_workers_pause_midway)
     enum { CHAINS = 300, HOPS = 200 };
     sf_workers_t g;
     sf_msg_fifo_t chain;
-    uint32_t i;
     int waited, pauses = 0;
     atomic_store(&misrouted, 0);
     atomic_store(&remaining_hops, (long)CHAINS * (HOPS + 1));
     atomic_store(&live_msgs, CHAINS);
     ck_assert_int_eq(sf_workers_init(&g, 3, 64, deliver, NULL, NULL, NULL), 0);
     ck_assert_int_eq(sf_workers_start(&g), 0);
-    sf_msg_fifo_init(&chain);
-    for (i = 0; i < CHAINS; i++) {
-        char id[32];
-        uint32_t hops = HOPS;
-        sf_msg_t *m;
-        snprintf(id, sizeof id, "p-%u", i);
-        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
-                                          (const uint8_t *)&hops, sizeof hops, 64, &m),
-                         0);
-        m->seq = i;
-        sf_msg_fifo_push(&chain, m);
-    }
+    make_chains(&g, &chain, CHAINS, HOPS, "p");
     sf_workers_route_chain(&g, &chain);
     for (waited = 0; waited < 20000 && atomic_load(&remaining_hops) > 0; waited += 1) {
         if (waited % 2 == 0) {
@@ -180,7 +176,6 @@ START_TEST(test_workers_hold_commits)
     enum { CHAINS = 200, HOPS = 100 };
     sf_workers_t g;
     sf_msg_fifo_t chain;
-    uint32_t i;
     long hops_before, commits_at_release;
     int waited;
     atomic_store(&misrouted, 0);
@@ -197,17 +192,7 @@ START_TEST(test_workers_hold_commits)
     sf_workers_hold_commits(&g, true);
     sf_workers_resume(&g);
     commits_at_release = atomic_load(&commits);
-    sf_msg_fifo_init(&chain);
-    for (i = 0; i < CHAINS; i++) {
-        char id[32];
-        uint32_t hops = HOPS;
-        sf_msg_t *m;
-        snprintf(id, sizeof id, "h-%u", i);
-        ck_assert_int_eq(sf_msg_new_parts("ns", "pp", id, NULL, NULL, NULL, "t/hops",
-                                          (const uint8_t *)&hops, sizeof hops, 64, &m),
-                         0);
-        sf_msg_fifo_push(&chain, m);
-    }
+    make_chains(&g, &chain, CHAINS, HOPS, "h");
     hops_before = atomic_load(&remaining_hops);
     sf_workers_route_chain(&g, &chain);
     for (waited = 0; waited < 5000 && atomic_load(&remaining_hops) > 0; waited++)
