@@ -92,7 +92,6 @@ struct wctx_s {
     sf_msg_fifo_t routed;       /* outgoing messages */
     sf_msg_fifo_t egress;       /* records delivered at once */
     sf_msg_fifo_t held;         /* exactly-once records, keyed at the commit */
-    bool committing;
     int pending_closes;
     bool stopping;
     uint64_t egress_seq;        /* key sequence of exactly-once egress records */
@@ -717,16 +716,13 @@ void sf_dispatch_commit(sf_worker_t *w)
     act_t *a, *next;
     sf_msg_t *m;
 
-    if (!wc || wc->stopping || wc->committing ||
-        (!wc->staged && sf_state_batch_count(wc->batch) == 0))
+    if (!wc || wc->stopping || (!wc->staged && sf_state_batch_count(wc->batch) == 0))
         return;
-    wc->committing = true;
     if (key_held_records(wc) != 0 || sf_state_batch_commit(wc->batch) != 0) {
         for (a = unstage(wc); a; a = next) {
             next = a->next_staged;
             attempt_failed(a, "committing the reply's state failed");
         }
-        wc->committing = false;
         return;
     }
     memset(&hist, 0, sizeof hist);
@@ -762,7 +758,6 @@ void sf_dispatch_commit(sf_worker_t *w)
             act_maybe_release(a);
     }
     hist_publish(wc->rt, &hist);
-    wc->committing = false;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -167,25 +167,27 @@ static void rocks_batch_savepoint(sf_state_batch_t *batch)
     rocksdb_writebatch_set_save_point(batch->impl);
 }
 
-static void rocks_batch_rollback(sf_state_batch_t *batch)
+/* Ends the savepoint with |op| (roll back to it, or pop it). Only "no
+ * savepoint set" can fail: a caller's bug. */
+static void savepoint_end(sf_state_batch_t *batch,
+                          void (*op)(rocksdb_writebatch_t *, char **), const char *what)
 {
     char *err = NULL;
-    rocksdb_writebatch_rollback_to_save_point(batch->impl, &err);
-    /* Only "no savepoint set" can fail: a caller's bug. */
+    op(batch->impl, &err);
     if (err) {
-        rerr("batch rollback", err);
+        rerr(what, err);
         abort();
     }
 }
 
+static void rocks_batch_rollback(sf_state_batch_t *batch)
+{
+    savepoint_end(batch, rocksdb_writebatch_rollback_to_save_point, "batch rollback");
+}
+
 static void rocks_batch_release(sf_state_batch_t *batch)
 {
-    char *err = NULL;
-    rocksdb_writebatch_pop_save_point(batch->impl, &err);
-    if (err) {
-        rerr("batch savepoint release", err);
-        abort();
-    }
+    savepoint_end(batch, rocksdb_writebatch_pop_save_point, "batch savepoint release");
 }
 
 static int rocks_batch_write(sf_state_batch_t *batch)
