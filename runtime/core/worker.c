@@ -249,6 +249,63 @@ void sf_workers_resume(sf_workers_t *g)
     uv_mutex_unlock(&g->_lock);
 }
 
+struct sf_worker_call_s {
+    sf_worker_call_fn fn;
+    void *arg;
+    int rv;
+    bool done;
+    sf_worker_call_t *next;
+};
+
+int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg)
+{
+    sf_worker_call_t c = {fn, arg, 0, false, NULL};
+    uv_mutex_lock(&w->_call_lock);
+    if (!w->_accepting) {
+        uv_mutex_unlock(&w->_call_lock);
+        return SF_ECANCELED;
+    }
+    c.next = w->_calls;
+    w->_calls = &c;
+    /* Under the lock: on_stop closes the handle only after taking it. */
+    uv_async_send(&w->_call);
+    while (!c.done)
+        uv_cond_wait(&w->_call_done, &w->_call_lock);
+    uv_mutex_unlock(&w->_call_lock);
+    return c.rv;
+}
+
+/* Runs (|run|) or cancels the waiting calls, oldest first, and wakes their callers. A
+ * call lives on its caller's stack: once it is marked done it is not touched again. */
+static void finish_calls(sf_worker_t *w, bool run)
+{
+    sf_worker_call_t *list, *c, *next, *fifo = NULL;
+    uv_mutex_lock(&w->_call_lock);
+    list = w->_calls;
+    w->_calls = NULL;
+    if (!run)
+        w->_accepting = false;
+    uv_mutex_unlock(&w->_call_lock);
+    for (c = list; c; c = next) { /* newest first: reverse */
+        next = c->next;
+        c->next = fifo;
+        fifo = c;
+    }
+    for (c = fifo; c; c = c->next)
+        if (run)
+            c->fn(w, c->arg);
+    uv_mutex_lock(&w->_call_lock);
+    for (c = fifo; c; c = next) {
+        next = c->next;
+        c->rv = run ? 0 : SF_ECANCELED;
+        c->done = true;
+    }
+    uv_cond_broadcast(&w->_call_done);
+    uv_mutex_unlock(&w->_call_lock);
+}
+
+static void on_call(uv_async_t *h) { finish_calls(h->data, true); }
+
 static void on_stop(uv_async_t *h)
 {
     sf_worker_t *w = h->data;
@@ -269,6 +326,8 @@ static void on_stop(uv_async_t *h)
     uv_close((uv_handle_t *)&w->_release, on_closed);
     uv_close((uv_handle_t *)&w->_stop, on_closed);
     uv_close((uv_handle_t *)&w->_pause, on_closed);
+    finish_calls(w, false); /* before the handle closes: sf_worker_call sends under the lock */
+    uv_close((uv_handle_t *)&w->_call, on_closed);
     sf_mailbox_close(&w->_mailbox, on_closed);
 }
 
@@ -325,6 +384,10 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         w->_stop.data = w;
         uv_async_init(&w->loop, &w->_pause, on_pause);
         w->_pause.data = w;
+        uv_async_init(&w->loop, &w->_call, on_call);
+        w->_call.data = w;
+        uv_mutex_init(&w->_call_lock);
+        uv_cond_init(&w->_call_done);
         sf_msg_fifo_init(&w->_inbox);
         w->_outbox = sf_xcalloc(n, sizeof *w->_outbox);
     }
@@ -335,10 +398,16 @@ int sf_workers_start(sf_workers_t *g)
 {
     uint32_t i;
     for (i = 0; i < g->n; i++) {
-        int rv = uv_thread_create(&g->w[i]->_thread, run, g->w[i]);
-        if (rv != 0)
+        sf_worker_t *w = g->w[i];
+        int rv;
+        uv_mutex_lock(&w->_call_lock);
+        w->_accepting = true; /* calls wait in the queue until the loop runs */
+        uv_mutex_unlock(&w->_call_lock);
+        if ((rv = uv_thread_create(&w->_thread, run, w)) != 0) {
+            finish_calls(w, false);
             return sf_err_from_uv(rv);
-        g->w[i]->_started = true;
+        }
+        w->_started = true;
     }
     return SF_OK;
 }
@@ -372,10 +441,16 @@ void sf_workers_dispose(sf_workers_t *g)
             uv_close((uv_handle_t *)&w->_release, on_closed);
             uv_close((uv_handle_t *)&w->_stop, on_closed);
             uv_close((uv_handle_t *)&w->_pause, on_closed);
+            uv_close((uv_handle_t *)&w->_call, on_closed);
             sf_mailbox_close(&w->_mailbox, on_closed);
         }
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
+        /* What other workers sent after this one stopped. */
+        sf_mailbox_drain(&w->_mailbox, &w->_inbox);
+        sf_msg_fifo_clear(&w->_inbox);
+        uv_cond_destroy(&w->_call_done);
+        uv_mutex_destroy(&w->_call_lock);
         free(w->_outbox);
         free(w);
     }

@@ -65,6 +65,10 @@ typedef void (*sf_worker_commit_cb)(sf_worker_t *w);
 typedef void (*sf_worker_pause_cb)(sf_worker_t *w, const sf_msg_fifo_t *local,
                                    const sf_msg_fifo_t *out, void *arg);
 
+/** A function another thread runs on a worker's thread (sf_worker_call). */
+typedef void (*sf_worker_call_fn)(sf_worker_t *w, void *arg);
+typedef struct sf_worker_call_s sf_worker_call_t;
+
 struct sf_worker_s {
     void *data;                 /* public: the dispatcher's per-worker state */
     uint32_t id;                /* read-only */
@@ -87,6 +91,11 @@ struct sf_worker_s {
     uv_async_t _release;        /* commits are no longer held */
     uv_async_t _stop;
     uv_async_t _pause;
+    uv_async_t _call;           /* calls are waiting */
+    uv_mutex_t _call_lock;      /* guards the three below */
+    uv_cond_t _call_done;
+    sf_worker_call_t *_calls;   /* waiting calls, newest first */
+    bool _accepting;            /* between start and stop: calls are taken */
     sf_msg_fifo_t _inbox;
     sf_msg_fifo_t *_outbox;     /* [group->n] */
     bool _pump_armed;
@@ -211,6 +220,16 @@ static inline void sf_worker_done(sf_worker_t *w, size_t n)
 {
     atomic_fetch_sub_explicit(&w->load, (int64_t)n, memory_order_relaxed);
 }
+
+/**
+ * Runs |fn| on |w|'s thread, between two of its loop callbacks, and returns
+ * once it has run: 0, or SF_ECANCELED when the worker is not running (not
+ * started or stopping). A way for another thread to read what only the worker
+ * may touch (the admin API reads an address's state on its owner, where no
+ * commit can change it meanwhile). Waits while the workers are paused. Any
+ * thread but a worker's.
+ */
+int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg);
 
 /** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
 void sf_worker_kick(sf_worker_t *w);

@@ -45,6 +45,12 @@ static sf_rt_t *rt;
 static sf_admin_t *admin;
 static char *tmp;
 
+static void drop_msg(sf_worker_t *w, sf_msg_t *m)
+{
+    (void)w;
+    sf_msg_free(m);
+}
+
 static void setup(void)
 {
     sf_diags_t d;
@@ -67,6 +73,11 @@ static void setup(void)
     rt->unhealthy = calloc(mod->nendpoints + 1, sizeof *rt->unhealthy);
     rt->blocked_kg = calloc(opts.max_parallelism, sizeof *rt->blocked_kg);
     ck_assert_int_eq(sf_state_open("memory", NULL, opts.max_parallelism, &rt->state), 0);
+    /* Workers that deliver nothing: the state API reads on the owner's thread. */
+    ck_assert_int_eq(sf_workers_init(&rt->workers, 2, opts.max_parallelism, drop_msg, NULL, NULL,
+                                     rt),
+                     0);
+    ck_assert_int_eq(sf_workers_start(&rt->workers), 0);
     admin = NULL;
     tmp = sf_test_mkdtemp("admin");
     ck_assert_ptr_nonnull(tmp);
@@ -76,6 +87,8 @@ static void teardown(void)
 {
     sf_admin_free(admin);
     admin = NULL;
+    sf_workers_stop(&rt->workers);
+    sf_workers_dispose(&rt->workers);
     sf_state_close(rt->state);
     free((void *)rt->unhealthy);
     free((void *)rt->blocked_kg);

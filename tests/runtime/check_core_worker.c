@@ -2,7 +2,8 @@
  *
  * Tests of runtime/core/worker.c: messages reach the worker owning their key
  * group, across threads, and hop between workers (ping-pong through
- * outboxes) without loss.
+ * outboxes) without loss; pauses, held commits, and calls run on a
+ * worker's thread for another thread.
  */
 #include <check.h>
 #include <stdio.h>
@@ -213,6 +214,52 @@ START_TEST(test_workers_hold_commits)
 }
 END_TEST
 
+/* sf_worker_call runs a function on the worker's own thread, also while that worker
+ * is busy delivering, and refuses once the worker stops (or before it starts). */
+typedef struct {
+    uv_thread_t self;
+    sf_worker_t *ran_on;
+    int calls;
+} call_arg_t;
+
+static void record_call(sf_worker_t *w, void *arg)
+{
+    call_arg_t *c = arg;
+    c->self = uv_thread_self();
+    c->ran_on = w;
+    c->calls++;
+}
+
+START_TEST(test_worker_call)
+{
+    sf_workers_t g;
+    call_arg_t c = {0};
+    sf_msg_fifo_t chain;
+    uv_thread_t me = uv_thread_self();
+    uint32_t i;
+    int k;
+    ck_assert_int_eq(sf_workers_init(&g, 2, 64, deliver, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(sf_worker_call(g.w[0], record_call, &c), SF_ECANCELED);
+    ck_assert_int_eq(c.calls, 0);
+    ck_assert_int_eq(sf_workers_start(&g), 0);
+    make_chains(&g, &chain, 16, 5000, "call"); /* keeps both workers busy meanwhile */
+    sf_workers_route_chain(&g, &chain);
+    for (k = 0; k < 50; k++)
+        for (i = 0; i < g.n; i++) {
+            ck_assert_int_eq(sf_worker_call(g.w[i], record_call, &c), 0);
+            ck_assert_ptr_eq(c.ran_on, g.w[i]);
+            ck_assert(!uv_thread_equal(&c.self, &me));
+            ck_assert(uv_thread_equal(&c.self, &g.w[i]->_thread));
+        }
+    ck_assert_int_eq(c.calls, 100);
+    sf_workers_stop(&g);
+    for (i = 0; i < g.n; i++)
+        ck_assert_int_eq(sf_worker_call(g.w[i], record_call, &c), SF_ECANCELED);
+    ck_assert_int_eq(c.calls, 100);
+    sf_workers_dispose(&g);
+}
+END_TEST
+
 Suite *sf_runtime_core_worker_suite(void)
 {
     Suite *s = suite_create("runtime_core_worker");
@@ -222,6 +269,7 @@ Suite *sf_runtime_core_worker_suite(void)
     tcase_add_test(tc, test_workers_hold_commits);
     tcase_add_test(tc, test_workers_init_rejects_bad_sizes);
     tcase_add_test(tc, test_workers_pause_midway);
+    tcase_add_test(tc, test_worker_call);
     suite_add_tcase(s, tc);
     return s;
 }
