@@ -34,6 +34,7 @@
 #include "fs.h"
 #include "log.h"
 #include "state_int.h"
+#include "vcache.h"
 #include "xalloc.h"
 
 /* Sequence numbers reserved per store write. */
@@ -80,6 +81,8 @@ static void batch_setup(sf_state_batch_t *batch, sf_state_backend_t *b)
     sf__sbuf_init(&batch->tokens);
     sf__sbuf_init(&batch->scheduled);
     sf_buf_init(&batch->tmp, NULL);
+    batch->cache = NULL;
+    sf__sbuf_init(&batch->written);
     b->vt->batch_init(batch);
 }
 
@@ -92,6 +95,8 @@ static void batch_teardown(sf_state_batch_t *batch)
     sf__sbuf_dispose(&batch->tokens);
     sf__sbuf_dispose(&batch->scheduled);
     sf_buf_dispose(&batch->tmp);
+    sf__vcache_free(batch->cache);
+    sf__sbuf_dispose(&batch->written);
 }
 
 int sf__store_write1(sf_state_backend_t *b, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -280,6 +285,8 @@ int sf_state_batch_new(sf_state_backend_t *b, sf_state_batch_t **out)
 {
     sf_state_batch_t *batch = sf_xmalloc(sizeof *batch);
     batch_setup(batch, b);
+    if (b->vt->cache_reads)
+        batch->cache = sf__vcache_new(SF__VCACHE_SLOTS, SF__VCACHE_BUDGET);
     *out = batch;
     return 0;
 }
@@ -298,6 +305,7 @@ void sf_state_batch_clear(sf_state_batch_t *batch)
     batch->count = 0;
     batch->tokens.len = 0;
     batch->scheduled.len = 0;
+    batch->written.len = 0;
 }
 
 size_t sf_state_batch_count(const sf_state_batch_t *batch) { return batch->count; }
@@ -307,6 +315,7 @@ void sf_state_batch_savepoint(sf_state_batch_t *batch)
     batch->sp.count = batch->count;
     batch->sp.tokens = batch->tokens.len;
     batch->sp.scheduled = batch->scheduled.len;
+    batch->sp.written = batch->written.len;
     batch->backend->vt->batch_savepoint(batch);
 }
 
@@ -316,6 +325,7 @@ void sf_state_batch_rollback(sf_state_batch_t *batch)
     batch->count = batch->sp.count;
     batch->tokens.len = batch->sp.tokens;
     batch->scheduled.len = batch->sp.scheduled;
+    batch->written.len = batch->sp.written;
 }
 
 void sf_state_batch_release(sf_state_batch_t *batch) { batch->backend->vt->batch_release(batch); }
@@ -325,6 +335,42 @@ static void batch_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8
 {
     batch->backend->vt->batch_op(batch, key->p, key->len, val, vlen);
     batch->count++;
+}
+
+/* batch_op for a state key: also noted for the read cache. */
+static void state_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8_t *val,
+                     size_t vlen)
+{
+    batch_op(batch, key, val, vlen);
+    if (batch->cache) {
+        uint32_t hdr[2] = {(uint32_t)key->len, val ? (uint32_t)vlen : UINT32_MAX};
+        sf__sbuf_put(&batch->written, hdr, sizeof hdr);
+        sf__sbuf_put(&batch->written, key->p, key->len);
+        if (val)
+            sf__sbuf_put(&batch->written, val, vlen);
+    }
+}
+
+/* After a commit: the read cache takes what the batch wrote (or, when the commit
+ * failed, forgets everything: the store may hold either version). */
+static void cache_written(sf_state_batch_t *batch, bool committed)
+{
+    const uint8_t *p = batch->written.p, *end = p + batch->written.len;
+    if (!batch->cache)
+        return;
+    if (!committed) {
+        sf__vcache_clear(batch->cache);
+        return;
+    }
+    while (p < end) {
+        uint32_t hdr[2]; /* klen, vlen */
+        const uint8_t *key = p + sizeof hdr;
+        bool del;
+        memcpy(hdr, p, sizeof hdr);
+        del = hdr[1] == UINT32_MAX;
+        sf__vcache_put(batch->cache, key, hdr[0], del ? NULL : key + hdr[0], del ? 0 : hdr[1]);
+        p = key + hdr[0] + (del ? 0 : hdr[1]);
+    }
 }
 
 /* Lowers |*slot| to |v| (UNKNOWN, the smallest value, is never replaced). */
@@ -342,7 +388,9 @@ int sf_state_batch_commit(sf_state_batch_t *batch)
     int rv;
     if (batch->count == 0)
         return 0;
-    if ((rv = b->vt->batch_write(batch)) != 0)
+    rv = b->vt->batch_write(batch);
+    cache_written(batch, rv == 0);
+    if (rv != 0)
         return rv;
     for (p = batch->scheduled.p, end = p + batch->scheduled.len; p < end; p += 10) {
         uint16_t kg = sf__get_be16(p);
@@ -380,7 +428,7 @@ int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *ad
     sf__key_state(&batch->key, kg, addr, name, strlen(name));
     sf__enc_value(&batch->val, mode, mode ? ttl_ms : 0, mode ? now_ms + ttl_ms : 0, type_name,
                   strlen(type_name), data, len);
-    batch_op(batch, &batch->key, batch->val.p, batch->val.len);
+    state_op(batch, &batch->key, batch->val.p, batch->val.len);
     return 0;
 }
 
@@ -391,7 +439,7 @@ int sf_state_batch_delete(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t 
         return SF_EINVAL;
     batch->key.len = 0;
     sf__key_state(&batch->key, kg, addr, name, strlen(name));
-    batch_op(batch, &batch->key, NULL, 0);
+    state_op(batch, &batch->key, NULL, 0);
     return 0;
 }
 
@@ -400,7 +448,7 @@ static int write_through(sf_state_backend_t *b, sf_state_batch_t *batch, const s
                          const uint8_t *val, size_t vlen)
 {
     if (batch) {
-        batch_op(batch, key, val, vlen);
+        state_op(batch, key, val, vlen);
         return 0;
     }
     return sf__store_write1(b, key->p, key->len, val, vlen);
@@ -417,7 +465,11 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
     sf__sbuf_init(&key);
     sf__key_state(&key, kg, addr, name, strlen(name));
     sf_buf_reset(buf);
-    rv = b->vt->get(b, key.p, key.len, buf);
+    if (!batch || !batch->cache || (rv = sf__vcache_get(batch->cache, key.p, key.len, buf)) < 0) {
+        rv = b->vt->get(b, key.p, key.len, buf);
+        if (batch && batch->cache && rv >= 0)
+            sf__vcache_put(batch->cache, key.p, key.len, rv == 1 ? buf->base : NULL, buf->len);
+    }
     if (rv != 1)
         goto out;
     if (sf__dec_value(buf->base, buf->len, out) != 0) {

@@ -259,6 +259,7 @@ static const sf__store_vt_t rocks_vt = {
     .flush = rocks_flush,
     .checkpoint = rocks_checkpoint,
     .checkpoint_concurrent = true,
+    .cache_reads = true,
 };
 
 int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)

@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "testutil.h"
+#include "vcache.h"
 
 static const char *const kinds[] = {"rocksdb", "memory"};
 
@@ -1074,6 +1075,124 @@ START_TEST(test_overwrite_in_place)
 }
 END_TEST
 
+/* Reads through the worker's batch (RocksDB: its read cache) see exactly what was
+ * committed: not what a rolled-back or uncommitted part of the batch wrote, a value
+ * deleted or overwritten by a later commit, an expired value as absent, and absent
+ * keys that a commit then creates. */
+START_TEST(test_batch_reads)
+{
+    fx_t f;
+    sf_addr_t a = addr("ns", "fn", "a");
+    sf_state_value_t v;
+    char out[32];
+    fx_open(&f, _i, 8);
+
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, NULL, NULL), 0); /* absent, now cached */
+    put(&f, 1, "a", "v", "t", "one", SF_STATE_TTL_NONE, 0, 0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "one");
+
+    /* Staged, then rolled back, then committed without it. */
+    sf_state_batch_savepoint(f.batch);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 1, &a, "v", "t", (const uint8_t *)"two", 3,
+                                        SF_STATE_TTL_NONE, 0, 0),
+                     0);
+    sf_state_batch_rollback(f.batch);
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 1, &a, "w", "t", (const uint8_t *)"x", 1,
+                                        SF_STATE_TTL_NONE, 0, 0),
+                     0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "one");
+
+    /* Staged and not yet committed: reads give the committed value. */
+    ck_assert_int_eq(sf_state_batch_put(f.batch, 1, &a, "v", "t", (const uint8_t *)"three", 5,
+                                        SF_STATE_TTL_NONE, 0, 0),
+                     0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "one");
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "three");
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "v", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "three");
+
+    /* Deleted. */
+    ck_assert_int_eq(sf_state_batch_delete(f.batch, 1, &a, "v"), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "v", 0, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "w", 0, 0, out, NULL), 1);
+    ck_assert_str_eq(out, "x");
+
+    /* A TTL'd value read through the batch expires on time. */
+    put(&f, 1, "a", "t", "t", "brief", SF_STATE_TTL_AFTER_WRITE, 100, 1000);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "t", 1050, 0, out, &v), 1);
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "t", 1100, 0, NULL, NULL), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0); /* the expiry's delete */
+    ck_assert_int_eq(get(&f, f.batch, 1, "a", "t", 0, 0, NULL, NULL), 0);
+    ck_assert_int_eq(get(&f, NULL, 1, "a", "t", 0, 0, NULL, NULL), 0);
+    fx_close(&f);
+}
+END_TEST
+
+/* The read cache on its own: values and absences come back as put, never another
+ * key's; a set keeps the entry used last; a value too large, or one over the byte
+ * budget, is not cached and drops the key's older entry. */
+START_TEST(test_vcache)
+{
+    sf__vcache_t *c = sf__vcache_new(8, 600);
+    static uint8_t big[SF__VCACHE_MAX_VALUE + 1];
+    sf_buf_t buf;
+    char k[16], val[16];
+    int i, hits = 0;
+    sf_buf_init(&buf, NULL);
+
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"k", 1, &buf), -1);
+    sf__vcache_put(c, (const uint8_t *)"k", 1, NULL, 0);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"k", 1, &buf), 0);
+    sf__vcache_put(c, (const uint8_t *)"k", 1, (const uint8_t *)"v1", 2);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"k", 1, &buf), 1);
+    ck_assert_uint_eq(buf.len, 2);
+    ck_assert(memcmp(buf.base, "v1", 2) == 0);
+
+    /* 100 keys through 8 entries: whatever is still cached is right. */
+    for (i = 0; i < 100; i++) {
+        int n = snprintf(k, sizeof k, "key%d", i), m = snprintf(val, sizeof val, "val%d", i);
+        sf__vcache_put(c, (const uint8_t *)k, (size_t)n, (const uint8_t *)val, (size_t)m);
+    }
+    for (i = 0; i < 100; i++) {
+        int n = snprintf(k, sizeof k, "key%d", i), m = snprintf(val, sizeof val, "val%d", i), rv;
+        sf_buf_reset(&buf);
+        rv = sf__vcache_get(c, (const uint8_t *)k, (size_t)n, &buf);
+        ck_assert_int_ne(rv, 0);
+        if (rv == 1) {
+            hits++;
+            ck_assert_uint_eq(buf.len, (size_t)m);
+            ck_assert(memcmp(buf.base, val, (size_t)m) == 0);
+        }
+    }
+    ck_assert_int_gt(hits, 0);
+    ck_assert_int_le(hits, 8);
+    ck_assert_uint_le(sf__vcache_bytes(c), 600);
+
+    /* Too large: the key's older entry goes. */
+    sf__vcache_put(c, (const uint8_t *)"key99", 5, (const uint8_t *)"old", 3);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"key99", 5, &buf), 1);
+    sf__vcache_put(c, (const uint8_t *)"key99", 5, big, sizeof big);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"key99", 5, &buf), -1);
+    /* Over the budget: not cached either. */
+    sf__vcache_put(c, (const uint8_t *)"key98", 5, big, 700);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"key98", 5, &buf), -1);
+    ck_assert_uint_le(sf__vcache_bytes(c), 600);
+
+    sf__vcache_clear(c);
+    ck_assert_uint_eq(sf__vcache_bytes(c), 0);
+    ck_assert_int_eq(sf__vcache_get(c, (const uint8_t *)"k", 1, &buf), -1);
+    sf__vcache_free(c);
+    sf_buf_dispose(&buf);
+}
+END_TEST
+
 Suite *sf_runtime_state_suite(void)
 {
     Suite *s = suite_create("runtime_state");
@@ -1093,6 +1212,8 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_loop_test(tc, test_checkpoint_restore, 0, 2);
     tcase_add_loop_test(tc, test_concurrent_workers, 0, 2);
     tcase_add_loop_test(tc, test_overwrite_in_place, 0, 2);
+    tcase_add_loop_test(tc, test_batch_reads, 0, 2);
+    tcase_add_test(tc, test_vcache);
     suite_add_tcase(s, tc);
     return s;
 }
