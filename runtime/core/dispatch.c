@@ -65,6 +65,9 @@ typedef struct act_s {
     struct act_s *next_staged;  /* the group's list */
     uint32_t staged_routed;     /* messages it added to wc->routed */
     uint32_t staged_egress;     /* records it added to wc->egress and wc->held */
+    /* Idle (nothing queued, in flight or staged), kept for the next message: */
+    bool idle;
+    struct act_s *idle_prev, *idle_next; /* wc's idle list, oldest first */
     char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' */
 } act_t;
 
@@ -72,6 +75,11 @@ struct wctx_s {
     sf_worker_t *w;
     sf_rt_t *rt;
     sf_actmap_t acts;
+    /* Idle activations stay in |acts| (an address that gets a message every few
+     * milliseconds is not parsed and allocated again each time), at most
+     * SF_DISPATCH_IDLE_ACTS of them; past that the oldest goes. */
+    act_t *idle_head, *idle_tail;
+    size_t nidle;
     sf_actmap_t fns;
     sf_http_client_t **clients; /* [mod->nendpoints], created on first use */
     bool *unhealthy;            /* [mod->nendpoints]: this worker reported it */
@@ -222,13 +230,27 @@ static void set_blocked(act_t *a, bool blocked)
     atomic_fetch_add(&a->fn->metrics->blocked, blocked ? 1 : -1);
 }
 
+static void idle_unlink(act_t *a)
+{
+    wctx_t *wc = a->wc;
+    *(a->idle_prev ? &a->idle_prev->idle_next : &wc->idle_head) = a->idle_next;
+    *(a->idle_next ? &a->idle_next->idle_prev : &wc->idle_tail) = a->idle_prev;
+    a->idle_prev = a->idle_next = NULL;
+    a->idle = false;
+    wc->nidle--;
+}
+
 static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
 {
     uint64_t h = sf_actmap_hash(addr, len);
     sf_actmap_node_t *n = sf_actmap_get(&wc->acts, addr, len, h);
     act_t *a;
-    if (n)
-        return sf_container_of(n, act_t, node);
+    if (n) {
+        a = sf_container_of(n, act_t, node);
+        if (a->idle)
+            idle_unlink(a);
+        return a;
+    }
     /* The parts together are the address less its two slashes. */
     a = sf_xcalloc(1, sizeof *a + 2 * len + 2);
     a->addr = a->_strs;
@@ -272,14 +294,26 @@ static void act_free(act_t *a)
     free(a);
 }
 
-/* Drops the activation when it has nothing left to do. */
+/* Makes the activation idle when it has nothing left to do; drops the oldest
+ * idle one past SF_DISPATCH_IDLE_ACTS. */
 static void act_maybe_release(act_t *a)
 {
-    if (a->inflight || a->batch.head || a->backlog.head ||
+    wctx_t *wc = a->wc;
+    if (a->idle || a->inflight || a->batch.head || a->backlog.head ||
         (a->retry && uv_is_active((uv_handle_t *)a->retry)))
         return;
-    sf_actmap_del(&a->wc->acts, &a->node);
-    act_free(a);
+    set_blocked(a, false);
+    a->idle = true;
+    a->idle_next = NULL;
+    a->idle_prev = wc->idle_tail;
+    *(wc->idle_tail ? &wc->idle_tail->idle_next : &wc->idle_head) = a;
+    wc->idle_tail = a;
+    if (++wc->nidle > SF_DISPATCH_IDLE_ACTS) {
+        act_t *old = wc->idle_head;
+        idle_unlink(old);
+        sf_actmap_del(&wc->acts, &old->node);
+        act_free(old);
+    }
 }
 
 /* ------------------------------------------------------------------------ */

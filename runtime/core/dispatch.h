@@ -82,6 +82,9 @@ void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_m
 #define SF_RETRY_MIN_MS 10
 #define SF_RETRY_MAX_MS 2000
 
+/** Idle activations a worker keeps for addresses that get their next message soon. */
+#define SF_DISPATCH_IDLE_ACTS 4096
+
 /** Expired-state reclaim: how often, and how many addresses per slice. */
 #define SF_RECLAIM_INTERVAL_MS 1000
 #define SF_RECLAIM_BUDGET 2000
