@@ -605,7 +605,7 @@ static void hist_publish(sf_rt_t *rt, const commit_hist_t *h)
 static void attempt_failed(act_t *a, const char *why)
 {
     wctx_t *wc = a->wc;
-    uint64_t now = sf_now_ms(), delay;
+    uint64_t now = uv_now(&a->wc->w->loop), delay;
     atomic_fetch_add(&a->fn->metrics->failures, 1);
     a->attempts++;
     delay = SF_RETRY_MIN_MS << (a->attempts < 10 ? a->attempts - 1 : 9);
@@ -651,7 +651,8 @@ static void on_retry(uv_timer_t *t)
 
 /* Handles a reply (or a failure) for the activation's batch: a good reply
  * is staged whole into the commit group, or not at all. */
-static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *ff)
+/* |now|: the wall clock (ms) the reply's state writes and delays count from. */
+static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *ff, int64_t now)
 {
     wctx_t *wc = a->wc;
     outputs_t out;
@@ -682,7 +683,7 @@ static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *
     sf_msg_fifo_init(&out.held);
     sf_state_batch_savepoint(wc->batch);
     if (ff->response_case == SF_PB_FROM_FUNCTION_RESULT && ff->invocation_result)
-        rv = stage_result(a, ff->invocation_result, sf_wall_ms(), &out);
+        rv = stage_result(a, ff->invocation_result, now, &out);
     sf_arena_reset(&wc->resp_arena);
     if (rv != 0) {
         sf_state_batch_rollback(wc->batch);
@@ -823,7 +824,7 @@ static void on_http_response(int err, const sf_http_response_t *res, void *ud)
         snprintf(why, sizeof why, "the reply is not a FromFunction (%zu bytes)", res->body_len);
         err = SF_EPROTO;
     }
-    on_reply(a, err, why, ff);
+    on_reply(a, err, why, ff, sf_wall_ms());
 }
 
 static void send_batch(act_t *a)
@@ -832,12 +833,14 @@ static void send_batch(act_t *a)
         {"content-type", 12, "application/octet-stream", 24}};
     wctx_t *wc = a->wc;
     sf_pb_to_function_t *tf;
+    int64_t now = sf_wall_ms();
     int rv;
 
+    /* The loop's clock (read once per turn) is precise enough for call timeouts. */
     if (a->chain_start_ms == 0 || a->attempts == 0)
-        a->chain_start_ms = sf_now_ms();
+        a->chain_start_ms = uv_now(&wc->w->loop);
     sf_arena_reset(&wc->req_arena);
-    tf = build_request(a, sf_wall_ms());
+    tf = build_request(a, now);
     if (!tf) {
         attempt_failed(a, "reading state failed");
         return;
@@ -847,7 +850,7 @@ static void send_batch(act_t *a)
         sf_pb_from_function_t *ff = NULL;
         const char *reason = "";
         rv = sf_embedded_invoke(a->fn->lib, tf, &wc->resp_arena, &ff, &reason);
-        on_reply(a, rv, reason, rv == 0 ? ff : NULL);
+        on_reply(a, rv, reason, rv == 0 ? ff : NULL, now); /* in-process: no time passed */
         return;
     }
     if (!a->fn->ep) {
