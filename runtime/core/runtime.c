@@ -436,6 +436,9 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     so.kind = o->state_backend == SF_STATE_BACKEND_MEMORY ? "memory" : "rocksdb";
     so.dir = dbdir;
     so.max_parallelism = o->max_parallelism;
+    /* With checkpoints every start restores the newest one (or replays the whole
+     * ingress log from empty state), never the live store: it needs no WAL. */
+    so.wal = o->checkpoint_interval_ms == 0;
     if ((rv = open_state(rt, &so, &chk_path, &manifest)) != 0) {
         rt_free(rt);
         return rv;

@@ -68,6 +68,7 @@ void sf_state_options_init(sf_state_options_t *opts)
     opts->background_jobs = 2;
     opts->sync_commits = false;
     opts->checkpoint_flush_bytes = UINT64_MAX;
+    opts->wal = true;
 }
 
 static void batch_setup(sf_state_batch_t *batch, sf_state_backend_t *b)

@@ -68,6 +68,10 @@ typedef struct sf_state_options_s {
     uint64_t checkpoint_flush_bytes; /* flush memtables before a checkpoint when the live WAL
                                         is at least this big (0: always; UINT64_MAX: never,
                                         the WAL is copied into the checkpoint instead) */
+    bool wal;                  /* rocksdb: write a WAL (default). Off when every restart
+                                  starts from a checkpoint (the runtime with checkpoints
+                                  on): commits skip the log, and a checkpoint flushes the
+                                  memtables instead of copying it. Needs !sync_commits. */
 } sf_state_options_t;
 
 /** Fills |opts| with the defaults (kind "rocksdb", no dir, 128 key groups). */

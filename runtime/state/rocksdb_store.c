@@ -275,7 +275,9 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     r = sf_xcalloc(1, sizeof *r);
     b->vt = &rocks_vt;
     b->store = r;
-    r->checkpoint_flush_bytes = o->checkpoint_flush_bytes;
+    /* Without a WAL the memtables hold the only copy of recent commits: a checkpoint
+     * must flush them. */
+    r->checkpoint_flush_bytes = o->wal || o->sync_commits ? o->checkpoint_flush_bytes : 0;
 
     r->cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
                                                              : (size_t)256 << 20);
@@ -348,6 +350,8 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     r->ropts = rocksdb_readoptions_create();
     r->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(r->wopts, o->sync_commits ? 1 : 0);
+    if (!o->wal && !o->sync_commits)
+        rocksdb_writeoptions_disable_WAL(r->wopts, 1);
 
     r->db = rocksdb_open(r->opts, o->dir, &err);
     if (err) {

@@ -1193,6 +1193,62 @@ START_TEST(test_vcache)
 }
 END_TEST
 
+/* RocksDB without a WAL (the runtime with checkpoints on): commits live only in the
+ * memtables until a flush, so a checkpoint must flush them; values, timers and log
+ * records committed just before it come back from it, also when read through a new
+ * batch (an empty read cache). */
+START_TEST(test_checkpoint_without_wal)
+{
+    sf_state_options_t o;
+    sf_state_backend_t *b, *b2;
+    sf_state_batch_t *batch;
+    sf_addr_t a = addr("ns", "fn", "a");
+    sf_state_value_t v;
+    sf_buf_t buf;
+    char *tmp = sf_test_mkdtemp("state-nowal"), live[600], cp[600], live2[600];
+    int i;
+    ck_assert_ptr_nonnull(tmp);
+    snprintf(live, sizeof live, "%s/db", tmp);
+    snprintf(cp, sizeof cp, "%s/cp", tmp);
+    snprintf(live2, sizeof live2, "%s/db2", tmp);
+    sf_buf_init(&buf, NULL);
+    sf_state_options_init(&o);
+    o.kind = "rocksdb";
+    o.dir = live;
+    o.max_parallelism = 16;
+    o.wal = false;
+    ck_assert_int_eq(sf_state_open2(&o, &b), 0);
+    ck_assert_int_eq(sf_state_batch_new(b, &batch), 0);
+    for (i = 0; i < 100; i++) {
+        char val[16];
+        int n = snprintf(val, sizeof val, "v%d", i);
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)val,
+                                            (size_t)n, SF_STATE_TTL_NONE, 0, 0),
+                         0);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+    }
+    ck_assert_int_eq(sf_state_batch_log_put(batch, 0, "k", 1, "log", 3), 0);
+    ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+    ck_assert_int_eq(sf_state_checkpoint(b, cp), 0);
+    sf_state_batch_free(batch);
+    sf_state_close(b);
+
+    o.dir = live2;
+    ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), 0);
+    ck_assert_int_eq(sf_state_batch_new(b2, &batch), 0);
+    ck_assert_int_eq(sf_state_get(b2, batch, 4, &a, "s", 0, 0, &buf, &v), 1);
+    ck_assert_uint_eq(v.len, 3);
+    ck_assert(memcmp(v.data, "v99", 3) == 0);
+    sf_buf_reset(&buf);
+    ck_assert_int_eq(sf_state_log_get(b2, 0, "k", 1, &buf), 1);
+    ck_assert_uint_eq(buf.len, 3);
+    sf_state_batch_free(batch);
+    sf_state_close(b2);
+    sf_buf_dispose(&buf);
+    sf_test_rmtree(tmp);
+}
+END_TEST
+
 Suite *sf_runtime_state_suite(void)
 {
     Suite *s = suite_create("runtime_state");
@@ -1214,6 +1270,7 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_loop_test(tc, test_overwrite_in_place, 0, 2);
     tcase_add_loop_test(tc, test_batch_reads, 0, 2);
     tcase_add_test(tc, test_vcache);
+    tcase_add_test(tc, test_checkpoint_without_wal);
     suite_add_tcase(s, tc);
     return s;
 }
