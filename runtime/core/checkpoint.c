@@ -541,8 +541,8 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
     snprintf(state, sizeof state, "%s/state", path);
 
-    /* Before the pause: write the memtables out, so that the checkpoint in the
-     * pause copies only the WAL written since. */
+    /* Before the pause: write the memtables out, so that the checkpoint after the
+     * pause flushes (or, with a WAL, copies) only what was committed since. */
     sf_state_flush(rt->state);
     start = uv_hrtime();
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
