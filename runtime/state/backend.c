@@ -83,7 +83,6 @@ static void batch_setup(sf_state_batch_t *batch, sf_state_backend_t *b)
     sf__sbuf_init(&batch->scheduled);
     sf_buf_init(&batch->tmp, NULL);
     batch->cache = NULL;
-    sf__sbuf_init(&batch->written);
     b->vt->batch_init(batch);
 }
 
@@ -97,7 +96,6 @@ static void batch_teardown(sf_state_batch_t *batch)
     sf__sbuf_dispose(&batch->scheduled);
     sf_buf_dispose(&batch->tmp);
     sf__vcache_free(batch->cache);
-    sf__sbuf_dispose(&batch->written);
 }
 
 int sf__store_write1(sf_state_backend_t *b, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -306,7 +304,6 @@ void sf_state_batch_clear(sf_state_batch_t *batch)
     batch->count = 0;
     batch->tokens.len = 0;
     batch->scheduled.len = 0;
-    batch->written.len = 0;
 }
 
 size_t sf_state_batch_count(const sf_state_batch_t *batch) { return batch->count; }
@@ -316,7 +313,6 @@ void sf_state_batch_savepoint(sf_state_batch_t *batch)
     batch->sp.count = batch->count;
     batch->sp.tokens = batch->tokens.len;
     batch->sp.scheduled = batch->scheduled.len;
-    batch->sp.written = batch->written.len;
     batch->backend->vt->batch_savepoint(batch);
 }
 
@@ -326,7 +322,6 @@ void sf_state_batch_rollback(sf_state_batch_t *batch)
     batch->count = batch->sp.count;
     batch->tokens.len = batch->sp.tokens;
     batch->scheduled.len = batch->sp.scheduled;
-    batch->written.len = batch->sp.written;
 }
 
 void sf_state_batch_release(sf_state_batch_t *batch) { batch->backend->vt->batch_release(batch); }
@@ -338,40 +333,25 @@ static void batch_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8
     batch->count++;
 }
 
-/* batch_op for a state key: also noted for the read cache. */
-static void state_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8_t *val,
-                     size_t vlen)
+static int cache_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                          void *ud)
 {
-    batch_op(batch, key, val, vlen);
-    if (batch->cache) {
-        uint32_t hdr[2] = {(uint32_t)key->len, val ? (uint32_t)vlen : UINT32_MAX};
-        sf__sbuf_put(&batch->written, hdr, sizeof hdr);
-        sf__sbuf_put(&batch->written, key->p, key->len);
-        if (val)
-            sf__sbuf_put(&batch->written, val, vlen);
-    }
+    if (klen >= 3 && key[0] != SF__PREFIX_GLOBAL && key[2] == SF__KIND_STATE)
+        sf__vcache_put(ud, key, klen, val, vlen);
+    return 0;
 }
 
-/* After a commit: the read cache takes what the batch wrote (or, when the commit
- * failed, forgets everything: the store may hold either version). */
+/* After a commit: the read cache takes the batch's state writes, read back from
+ * the store's batch in order (or, when the commit failed, forgets everything:
+ * the store may hold either version). */
 static void cache_written(sf_state_batch_t *batch, bool committed)
 {
-    const uint8_t *p = batch->written.p, *end = p + batch->written.len;
     if (!batch->cache)
         return;
-    if (!committed) {
+    if (committed)
+        batch->backend->vt->batch_iterate(batch, cache_state_kv, batch->cache);
+    else
         sf__vcache_clear(batch->cache);
-        return;
-    }
-    while (p < end) {
-        uint32_t hdr[2]; /* klen, vlen */
-        const uint8_t *key = p + sizeof hdr;
-        bool del;
-        memcpy(hdr, p, sizeof hdr);
-        del = hdr[1] == UINT32_MAX;
-        sf__vcache_put(batch->cache, key, hdr[0], del ? NULL : key + hdr[0], del ? 0 : hdr[1]);
-        p = key + hdr[0] + (del ? 0 : hdr[1]);
-    }
 }
 
 /* Lowers |*slot| to |v| (UNKNOWN, the smallest value, is never replaced). */
@@ -429,7 +409,7 @@ int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *ad
     sf__key_state(&batch->key, kg, addr, name, strlen(name));
     sf__enc_value(&batch->val, mode, mode ? ttl_ms : 0, mode ? now_ms + ttl_ms : 0, type_name,
                   strlen(type_name), data, len);
-    state_op(batch, &batch->key, batch->val.p, batch->val.len);
+    batch_op(batch, &batch->key, batch->val.p, batch->val.len);
     return 0;
 }
 
@@ -440,7 +420,7 @@ int sf_state_batch_delete(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t 
         return SF_EINVAL;
     batch->key.len = 0;
     sf__key_state(&batch->key, kg, addr, name, strlen(name));
-    state_op(batch, &batch->key, NULL, 0);
+    batch_op(batch, &batch->key, NULL, 0);
     return 0;
 }
 
@@ -449,7 +429,7 @@ static int write_through(sf_state_backend_t *b, sf_state_batch_t *batch, const s
                          const uint8_t *val, size_t vlen)
 {
     if (batch) {
-        state_op(batch, key, val, vlen);
+        batch_op(batch, key, val, vlen);
         return 0;
     }
     return sf__store_write1(b, key->p, key->len, val, vlen);

@@ -190,6 +190,29 @@ static void rocks_batch_release(sf_state_batch_t *batch)
     savepoint_end(batch, rocksdb_writebatch_pop_save_point, "batch savepoint release");
 }
 
+typedef struct {
+    sf__kv_cb cb;
+    void *user_data;
+} batch_iter_t;
+
+static void iter_put(void *ud, const char *k, size_t klen, const char *v, size_t vlen)
+{
+    batch_iter_t *it = ud;
+    it->cb((const uint8_t *)k, klen, (const uint8_t *)v, vlen, it->user_data);
+}
+
+static void iter_deleted(void *ud, const char *k, size_t klen)
+{
+    batch_iter_t *it = ud;
+    it->cb((const uint8_t *)k, klen, NULL, 0, it->user_data);
+}
+
+static void rocks_batch_iterate(sf_state_batch_t *batch, sf__kv_cb cb, void *user_data)
+{
+    batch_iter_t it = {cb, user_data};
+    rocksdb_writebatch_iterate(batch->impl, &it, iter_put, iter_deleted);
+}
+
 static int rocks_batch_write(sf_state_batch_t *batch)
 {
     rocks_t *r = batch->backend->store;
@@ -260,6 +283,7 @@ static const sf__store_vt_t rocks_vt = {
     .checkpoint = rocks_checkpoint,
     .checkpoint_concurrent = true,
     .cache_reads = true,
+    .batch_iterate = rocks_batch_iterate,
 };
 
 int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)

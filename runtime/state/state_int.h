@@ -61,8 +61,10 @@ typedef struct sf__store_vt_s {
     /* See sf_state_checkpoint_concurrent. */
     bool checkpoint_concurrent;
     /* A worker's batch keeps a read cache of the state it reads and commits (vcache.h):
-     * worth it when a get costs more than a hash lookup. */
+     * worth it when a get costs more than a hash lookup. Needs batch_iterate. */
     bool cache_reads;
+    /* Calls |cb| for each operation of the batch, in order (|val| NULL: a delete). */
+    void (*batch_iterate)(sf_state_batch_t *batch, sf__kv_cb cb, void *user_data);
 } sf__store_vt_t;
 
 /* The earliest-timer cache per key group: a lower bound of the first pending
@@ -100,14 +102,12 @@ struct sf_state_batch_s {
     /* Timers scheduled by this batch: (kg, fire_at) pairs for the cache. */
     sf__sbuf_t scheduled;
     sf_buf_t tmp;                     /* store reads made while building the batch */
-    /* The read cache (vcache.h; NULL: none), and the state keys this batch writes, to
-     * go into it once committed: records of [klen:4] [vlen:4, UINT32_MAX: deleted]
-     * [key] [value], in native byte order. */
+    /* The read cache (vcache.h; NULL: none): takes the batch's state writes once
+     * they are committed. */
     struct sf__vcache_s *cache;
-    sf__sbuf_t written;
     /* The savepoint: the lengths above when it was set (the store keeps its own). */
     struct {
-        size_t count, tokens, scheduled, written, impl;
+        size_t count, tokens, scheduled, impl;
     } sp;
 };
 
