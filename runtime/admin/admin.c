@@ -653,7 +653,6 @@ int sf_admin_render_state(sf_rt_t *rt, const char *addr_s, size_t len, sf_buf_t 
     s.addr = &addr;
     s.now = sf_wall_ms();
     s.rt = rt;
-    s.rc = 0;
     rc = sf_worker_call(sf_workers_owner(&rt->workers, kg), scan_on_owner, &s);
     if (rc == 0)
         rc = s.rc;

@@ -650,8 +650,8 @@ static void on_retry(uv_timer_t *t)
 }
 
 /* Handles a reply (or a failure) for the activation's batch: a good reply
- * is staged whole into the commit group, or not at all. */
-/* |now|: the wall clock (ms) the reply's state writes and delays count from. */
+ * is staged whole into the commit group, or not at all. |now|: the wall clock
+ * (ms) the reply's state writes and delays count from. */
 static void on_reply(act_t *a, int err, const char *why, sf_pb_from_function_t *ff, int64_t now)
 {
     wctx_t *wc = a->wc;

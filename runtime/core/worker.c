@@ -291,9 +291,8 @@ static void finish_calls(sf_worker_t *w, bool run)
         c->next = fifo;
         fifo = c;
     }
-    for (c = fifo; c; c = c->next)
-        if (run)
-            c->fn(w, c->arg);
+    for (c = run ? fifo : NULL; c; c = c->next)
+        c->fn(w, c->arg);
     uv_mutex_lock(&w->_call_lock);
     for (c = fifo; c; c = next) {
         next = c->next;

@@ -20,7 +20,7 @@ typedef struct {
     uint8_t *data; /* key, then value; NULL: empty entry */
     uint32_t klen;
     uint32_t vlen; /* ABSENT: the key has no value */
-    size_t cap;
+    size_t cap;    /* bytes allocated at |data| (0 when empty) */
     uint64_t used; /* the cache's clock at the last hit or fill */
 } entry_t;
 
@@ -64,8 +64,6 @@ void sf__vcache_free(sf__vcache_t *c)
 
 size_t sf__vcache_bytes(const sf__vcache_t *c) { return c->bytes; }
 
-static size_t entry_bytes(const entry_t *x) { return x->data ? x->cap : 0; }
-
 /* The entry holding |key| in its set, or NULL; |*set| is the set's first entry. */
 static entry_t *find(sf__vcache_t *c, const uint8_t *key, size_t klen, uint64_t h, entry_t **set)
 {
@@ -81,7 +79,7 @@ static entry_t *find(sf__vcache_t *c, const uint8_t *key, size_t klen, uint64_t 
 
 static void drop(sf__vcache_t *c, entry_t *x)
 {
-    c->bytes -= entry_bytes(x);
+    c->bytes -= x->cap;
     free(x->data);
     memset(x, 0, sizeof *x);
 }
@@ -109,7 +107,7 @@ void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint
     if (!x) /* the empty entry, else the one used longer ago */
         x = !set[0].data ? &set[0] : !set[1].data ? &set[1] : set[0].used <= set[1].used ? &set[0]
                                                                                        : &set[1];
-    cap = entry_bytes(x);
+    cap = x->cap;
     if ((val && vlen > SF__VCACHE_MAX_VALUE) || klen > UINT32_MAX - 1 ||
         c->bytes - cap + (need > cap ? need : cap) > c->budget) {
         /* Does not fit. An older entry of this key must not outlive the write. */
