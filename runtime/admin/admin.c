@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "ingress.h"
 #include "log.h"
 #include "message.h"
@@ -615,8 +616,8 @@ static int on_state(const sf_state_entry_t *e, void *ud)
 static void scan_on_owner(sf_worker_t *w, void *arg)
 {
     state_scan_t *s = arg;
-    (void)w;
-    s->rc = sf_state_scan_address(s->rt->state, s->kg, s->addr, s->now, on_state, s);
+    s->rc = sf_state_scan_address(s->rt->state, sf_dispatch_batch(w), s->kg, s->addr, s->now,
+                                  on_state, s);
 }
 
 int sf_admin_render_state(sf_rt_t *rt, const char *addr_s, size_t len, sf_buf_t *out)

@@ -508,6 +508,23 @@ static void collect(sf_checkpointer_t *c)
     free(names);
 }
 
+/* Write-back: every worker writes the state its cache holds back into the store,
+ * on its own thread. Returns 0 or the first failure. */
+static int write_back(sf_rt_t *rt, size_t *written)
+{
+    size_t i;
+    int rv = 0;
+    *written = 0;
+    for (i = 0; i < rt->workers.n && rv == 0; i++) {
+        sf_write_back_arg_t x = {0, 0};
+        int crv = sf_worker_call(rt->workers.w[i], sf_dispatch_write_back, &x);
+        /* A worker that is not running has nothing cached to lose. */
+        rv = crv == SF_ECANCELED ? 0 : crv != 0 ? crv : x.rv;
+        *written += x.n;
+    }
+    return rv;
+}
+
 static int store_checkpoint(sf_state_backend_t *state, const char *dir, uint64_t *us)
 {
     uint64_t t = uv_hrtime();
@@ -524,6 +541,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     files_t files;
     char path[4096], state[4096];
     uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
+    size_t written = 0, written_held = 0;
     size_t i, j;
     bool concurrent;
     int rv = 0;
@@ -541,8 +559,14 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
     snprintf(state, sizeof state, "%s/state", path);
 
-    /* Before the pause: write the memtables out, so that the checkpoint after the
-     * pause flushes (or, with a WAL, copies) only what was committed since. */
+    /* Before the pause: write the cached state back and the memtables out, so
+     * that the checkpoint after the pause writes (or, with a WAL, copies) only
+     * what was committed since. */
+    if ((rv = write_back(rt, &written)) != 0) {
+        sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);
+        rmtree(path);
+        return rv;
+    }
     sf_state_flush(rt->state);
     start = uv_hrtime();
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
@@ -567,7 +591,9 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     sf_workers_resume(&rt->workers);
     pause_us = (uv_hrtime() - start) / 1000;
     if (concurrent) {
-        rv = store_checkpoint(rt->state, state, &store_us);
+        /* Commits are held, so the caches hold the state as of the pause. */
+        if ((rv = write_back(rt, &written_held)) == 0)
+            rv = store_checkpoint(rt->state, state, &store_us);
         sf_workers_hold_commits(&rt->workers, false);
     }
     hold_us = concurrent ? (uv_hrtime() - start) / 1000 - pause_us : 0;
@@ -641,10 +667,10 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
     sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us (stop and snapshot %" PRIu64
                  " us), store %" PRIu64 " us (%s), %" PRIu64 " bytes (%" PRIu64 " new), %" PRIu64
-                 " pending messages",
+                 " pending messages, %zu + %zu cached values written back",
                  sa.id, pause_us, stopped_us, store_us,
                  concurrent ? "after the pause, commits held" : "in the pause", m.bytes, new_bytes,
-                 m.pending);
+                 m.pending, written, written_held);
     if (!dir)
         collect(c);
     return SF_OK;

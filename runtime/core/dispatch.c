@@ -1006,6 +1006,20 @@ static void snap_act(sf_actmap_node_t *n, void *ud)
     snap_fifo(ud, &a->backlog);
 }
 
+sf_state_batch_t *sf_dispatch_batch(sf_worker_t *w)
+{
+    wctx_t *wc = w->data;
+    return wc ? wc->batch : NULL;
+}
+
+void sf_dispatch_write_back(sf_worker_t *w, void *arg)
+{
+    sf_write_back_arg_t *x = arg;
+    wctx_t *wc = w->data;
+    x->n = 0;
+    x->rv = wc ? sf_state_batch_write_back(wc->batch, &x->n) : 0;
+}
+
 void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,
                           void *arg)
 {

@@ -78,6 +78,23 @@ typedef struct sf_snapshot_arg_s {
 void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,
                           void *arg);
 
+/**
+ * The worker's state batch: what reads of its key groups go through (with
+ * write-back its cache holds state newer than the store). Worker thread.
+ */
+sf_state_batch_t *sf_dispatch_batch(sf_worker_t *w);
+
+/**
+ * sf_worker_call_fn for a checkpoint (|arg| is an sf_write_back_arg_t):
+ * writes the state the worker's batch holds back into the store
+ * (sf_state_batch_write_back). Worker thread.
+ */
+typedef struct sf_write_back_arg_s {
+    int rv;       /* 0 or SF_ESTATE */
+    size_t n;     /* values written */
+} sf_write_back_arg_t;
+void sf_dispatch_write_back(sf_worker_t *w, void *arg);
+
 /** Retry backoff: first delay, cap (milliseconds). */
 #define SF_RETRY_MIN_MS 10
 #define SF_RETRY_MAX_MS 2000

@@ -439,6 +439,9 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     /* With checkpoints every start restores the newest one (or replays the whole
      * ingress log from empty state), never the live store: it needs no WAL. */
     so.wal = o->checkpoint_interval_ms == 0;
+    /* And the state a worker commits stays in its cache until a checkpoint needs it
+     * (docs/state.md: write-back). */
+    so.write_back = !so.wal;
     if ((rv = open_state(rt, &so, &chk_path, &manifest)) != 0) {
         rt_free(rt);
         return rv;

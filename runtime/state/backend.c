@@ -83,6 +83,9 @@ static void batch_setup(sf_state_batch_t *batch, sf_state_backend_t *b)
     sf__sbuf_init(&batch->scheduled);
     sf_buf_init(&batch->tmp, NULL);
     batch->cache = NULL;
+    sf__sbuf_init(&batch->staged);
+    batch->nstore = 0;
+    batch->out = NULL;
     b->vt->batch_init(batch);
 }
 
@@ -96,6 +99,11 @@ static void batch_teardown(sf_state_batch_t *batch)
     sf__sbuf_dispose(&batch->scheduled);
     sf_buf_dispose(&batch->tmp);
     sf__vcache_free(batch->cache);
+    sf__sbuf_dispose(&batch->staged);
+    if (batch->out) {
+        batch_teardown(batch->out);
+        free(batch->out);
+    }
 }
 
 int sf__store_write1(sf_state_backend_t *b, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -183,6 +191,11 @@ static int backend_new(const sf_state_options_t *opts, sf_state_backend_t **out)
         sf_log_error("state: the rocksdb backend needs a directory");
         return SF_EINVAL;
     }
+    if (strcmp(opts->kind, "rocksdb") == 0 && opts->write_back && opts->wal) {
+        /* A WAL replay would bring back the store without what the caches held. */
+        sf_log_error("state: write-back needs the WAL off");
+        return SF_EINVAL;
+    }
     b = sf_xcalloc(1, sizeof *b);
     b->max_parallelism = opts->max_parallelism;
     b->timer_min = sf_xmalloc(sizeof *b->timer_min * opts->max_parallelism);
@@ -193,6 +206,7 @@ static int backend_new(const sf_state_options_t *opts, sf_state_backend_t **out)
     }
     pthread_mutex_init(&b->seq_lock, NULL);
     atomic_init(&b->clock, 0);
+    b->write_back = opts->write_back;
     *out = b;
     return 0;
 }
@@ -304,6 +318,8 @@ void sf_state_batch_clear(sf_state_batch_t *batch)
     batch->count = 0;
     batch->tokens.len = 0;
     batch->scheduled.len = 0;
+    batch->staged.len = 0;
+    batch->nstore = 0;
 }
 
 size_t sf_state_batch_count(const sf_state_batch_t *batch) { return batch->count; }
@@ -313,6 +329,8 @@ void sf_state_batch_savepoint(sf_state_batch_t *batch)
     batch->sp.count = batch->count;
     batch->sp.tokens = batch->tokens.len;
     batch->sp.scheduled = batch->scheduled.len;
+    batch->sp.staged = batch->staged.len;
+    batch->sp.nstore = batch->nstore;
     batch->backend->vt->batch_savepoint(batch);
 }
 
@@ -322,23 +340,77 @@ void sf_state_batch_rollback(sf_state_batch_t *batch)
     batch->count = batch->sp.count;
     batch->tokens.len = batch->sp.tokens;
     batch->scheduled.len = batch->sp.scheduled;
+    batch->staged.len = batch->sp.staged;
+    batch->nstore = batch->sp.nstore;
 }
 
 void sf_state_batch_release(sf_state_batch_t *batch) { batch->backend->vt->batch_release(batch); }
 
+static bool is_state_key(const uint8_t *key, size_t klen)
+{
+    return klen >= 3 && key[0] != SF__PREFIX_GLOBAL && key[2] == SF__KIND_STATE;
+}
+
+static bool writes_back(const sf_state_batch_t *batch)
+{
+    return batch->cache && batch->backend->write_back;
+}
+
+/* Adds an operation to the store's batch. */
+static void store_op(sf_state_batch_t *batch, const uint8_t *key, size_t klen, const uint8_t *val,
+                     size_t vlen)
+{
+    batch->backend->vt->batch_op(batch, key, klen, val, vlen);
+    batch->nstore++;
+}
+
 static void batch_op(sf_state_batch_t *batch, const sf__sbuf_t *key, const uint8_t *val,
                      size_t vlen)
 {
-    batch->backend->vt->batch_op(batch, key->p, key->len, val, vlen);
     batch->count++;
+    if (writes_back(batch) && is_state_key(key->p, key->len)) {
+        uint32_t h[2] = {(uint32_t)key->len, val ? (uint32_t)vlen : UINT32_MAX};
+        sf__sbuf_put(&batch->staged, h, sizeof h);
+        sf__sbuf_put(&batch->staged, key->p, key->len);
+        if (val)
+            sf__sbuf_put(&batch->staged, val, vlen);
+        return;
+    }
+    store_op(batch, key->p, key->len, val, vlen);
 }
 
 static int cache_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           void *ud)
 {
-    if (klen >= 3 && key[0] != SF__PREFIX_GLOBAL && key[2] == SF__KIND_STATE)
+    if (is_state_key(key, klen))
         sf__vcache_put(ud, key, klen, val, vlen);
     return 0;
+}
+
+static void spill(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
+{
+    store_op(ud, key, klen, val, vlen);
+}
+
+/* Write-back, before the store's batch is written: the staged state writes go
+ * to the cache as dirty entries (a transaction, ended by the caller); what the
+ * cache has no room for goes to the store's batch. */
+static void stage_into_cache(sf_state_batch_t *batch)
+{
+    const uint8_t *p = batch->staged.p, *end = p + batch->staged.len;
+    sf__vcache_begin(batch->cache);
+    while (p < end) {
+        uint32_t h[2];
+        const uint8_t *key = p + sizeof h, *val;
+        size_t klen, n;
+        memcpy(h, p, sizeof h);
+        klen = h[0];
+        val = h[1] == UINT32_MAX ? NULL : key + klen;
+        n = val ? h[1] : 0;
+        if (sf__vcache_put_dirty(batch->cache, key, klen, val, n, spill, batch) != 0)
+            store_op(batch, key, klen, val, n);
+        p = key + klen + n;
+    }
 }
 
 /* After a commit: the read cache takes the batch's state writes, read back from
@@ -369,8 +441,13 @@ int sf_state_batch_commit(sf_state_batch_t *batch)
     int rv;
     if (batch->count == 0)
         return 0;
-    rv = b->vt->batch_write(batch);
-    cache_written(batch, rv == 0);
+    if (writes_back(batch))
+        stage_into_cache(batch);
+    rv = batch->nstore > 0 ? b->vt->batch_write(batch) : 0;
+    if (writes_back(batch))
+        sf__vcache_end(batch->cache, rv == 0);
+    else
+        cache_written(batch, rv == 0);
     if (rv != 0)
         return rv;
     for (p = batch->scheduled.p, end = p + batch->scheduled.len; p < end; p += 10) {
@@ -381,6 +458,35 @@ int sf_state_batch_commit(sf_state_batch_t *batch)
     }
     sf_state_batch_clear(batch);
     return 0;
+}
+
+static void out_op(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
+{
+    store_op(ud, key, klen, val, vlen);
+}
+
+int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *written)
+{
+    sf_state_backend_t *b = batch->backend;
+    sf_state_batch_t *out = batch->out;
+    size_t n = 0;
+    int rv = 0;
+
+    if (writes_back(batch) && (n = sf__vcache_dirty(batch->cache)) > 0) {
+        if (!out) {
+            out = batch->out = sf_xmalloc(sizeof *out);
+            batch_setup(out, b);
+        }
+        sf__vcache_each_dirty(batch->cache, out_op, out);
+        if ((rv = b->vt->batch_write(out)) == 0)
+            sf__vcache_mark_clean(batch->cache);
+        else
+            n = 0;
+        sf_state_batch_clear(out);
+    }
+    if (written)
+        *written = n;
+    return rv;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -483,6 +589,9 @@ typedef struct {
     sf_state_entry_cb cb;
     void *user_data;
     int corrupt;
+    struct sf__vcache_s *cache; /* entries it holds are passed over in the store */
+    sf_buf_t tmp;
+    int stop;                   /* the callback's nonzero value */
 } scan_ctx_t;
 
 static int scan_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -491,6 +600,8 @@ static int scan_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, si
     scan_ctx_t *c = ud;
     sf__state_key_t k;
     sf_state_entry_t e;
+    if (c->cache && sf__vcache_get(c->cache, key, klen, &c->tmp) >= 0)
+        return 0;
     if (sf__parse_state_key(key, klen, &k) != 0 || sf__dec_value(val, vlen, &e.value) != 0) {
         sf_log_error("state: corrupt state entry skipped");
         c->corrupt = 1;
@@ -513,20 +624,39 @@ static int scan_states(sf_state_backend_t *b, sf__sbuf_t *lo, sf__sbuf_t *hi, sc
     return rv;
 }
 
-int sf_state_scan_address(sf_state_backend_t *b, uint16_t kg, const sf_addr_t *addr,
-                          int64_t now_ms, sf_state_entry_cb cb, void *user_data)
+/* A cached entry of the scanned address, after the store's (each_prefix callback). */
+static void scan_cached_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                           void *ud)
+{
+    scan_ctx_t *c = ud;
+    if (c->stop || !val)
+        return;
+    c->stop = scan_state_kv(key, klen, val, vlen, c);
+}
+
+int sf_state_scan_address(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
+                          const sf_addr_t *addr, int64_t now_ms, sf_state_entry_cb cb,
+                          void *user_data)
 {
     sf__sbuf_t lo, hi;
-    scan_ctx_t c = {now_ms, cb, user_data, 0};
+    scan_ctx_t c = {now_ms, cb, user_data, 0, batch ? batch->cache : NULL, {0}, 0};
     int rv;
     if (check_kg(b, kg) != 0)
         return SF_EINVAL;
     sf__sbuf_init(&lo);
     sf__sbuf_init(&hi);
+    sf_buf_init(&c.tmp, NULL);
     sf__key_addr_prefix(&lo, kg, addr);
     sf__sbuf_put(&hi, lo.p, lo.len);
     sf__key_prefix_end(&hi);
     rv = scan_states(b, &lo, &hi, &c);
+    if (rv == 0 && c.cache) {
+        struct sf__vcache_s *cache = c.cache;
+        c.cache = NULL;
+        sf__vcache_each_prefix(cache, lo.p, lo.len, scan_cached_kv, &c);
+        rv = c.stop ? c.stop : c.corrupt ? SF_ESTATE : 0;
+    }
+    sf_buf_dispose(&c.tmp);
     sf__sbuf_dispose(&lo);
     sf__sbuf_dispose(&hi);
     return rv;
@@ -562,7 +692,7 @@ static int scan_kind_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi
 int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now_ms,
                         sf_state_entry_cb cb, void *user_data)
 {
-    scan_ctx_t c = {now_ms, cb, user_data, 0};
+    scan_ctx_t c = {now_ms, cb, user_data, 0, NULL, {0}, 0};
     return scan_kind_range(b, kg_lo, kg_hi, SF__KIND_STATE, scan_state_kv, &c, &c.corrupt);
 }
 
@@ -726,7 +856,7 @@ int sf_state_batch_timer_cancel(sf_state_batch_t *batch, uint16_t kg, const sf_a
     rv = token_lookup(batch, kg, timer_key);
     if (rv != 1)
         return rv;
-    batch->backend->vt->batch_op(batch, timer_key, sizeof timer_key, NULL, 0);
+    store_op(batch, timer_key, sizeof timer_key, NULL, 0);
     batch->count++;
     batch_op(batch, &batch->key2, NULL, 0);
     token_overlay_add(batch, &batch->key2, NULL);

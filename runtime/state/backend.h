@@ -25,7 +25,9 @@
  * memory backend keeps one lock per key group, never a global one, on the hot
  * path. A batch belongs to one thread at a time. Reads do not see uncommitted
  * batches, except that timer tokens scheduled or cancelled earlier in the same
- * batch are seen by that batch.
+ * batch are seen by that batch. With write-back, the state a batch committed
+ * is seen through that batch (its owner's reads and scans) and, after
+ * sf_state_batch_write_back, by everyone.
  */
 #ifndef SF_STATE_BACKEND_H
 #define SF_STATE_BACKEND_H
@@ -72,6 +74,10 @@ typedef struct sf_state_options_s {
                                   starts from a checkpoint (the runtime with checkpoints
                                   on): commits skip the log, and a checkpoint flushes the
                                   memtables instead of copying it. Needs !sync_commits. */
+    bool write_back;           /* rocksdb without a WAL: a worker batch keeps the state it
+                                  commits in its cache and writes it to the store only when
+                                  the cache has no room for it or at sf_state_batch_write_back
+                                  (before each checkpoint). Memory: ignored. */
 } sf_state_options_t;
 
 /** Fills |opts| with the defaults (kind "rocksdb", no dir, 128 key groups). */
@@ -173,12 +179,15 @@ typedef int (*sf_state_entry_cb)(const sf_state_entry_t *e, void *user_data);
 
 /**
  * Calls |cb| for every unexpired state of |addr| (a peek: nothing is touched
- * or deleted). RocksDB gives them in name order; memory in no set order.
+ * or deleted), as |batch| (NULL: none) sees it: with write-back, what its
+ * cache holds is newer than the store. RocksDB gives them in name order
+ * (with a batch's cache: the cached ones last); memory in no set order.
  * Returns 0, the callback's nonzero value if it stopped the scan, SF_EINVAL or
  * SF_ESTATE.
  */
-int sf_state_scan_address(sf_state_backend_t *b, uint16_t kg, const sf_addr_t *addr,
-                          int64_t now_ms, sf_state_entry_cb cb, void *user_data);
+int sf_state_scan_address(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
+                          const sf_addr_t *addr, int64_t now_ms, sf_state_entry_cb cb,
+                          void *user_data);
 
 /**
  * Calls |cb| for every unexpired state of the key groups [kg_lo, kg_hi), key
@@ -242,6 +251,17 @@ size_t sf_state_batch_count(const sf_state_batch_t *batch);
 void sf_state_batch_savepoint(sf_state_batch_t *batch);
 void sf_state_batch_rollback(sf_state_batch_t *batch);
 void sf_state_batch_release(sf_state_batch_t *batch);
+
+/**
+ * Write-back (sf_state_options_t.write_back): writes every state value that
+ * |batch| committed into its cache only, so that the store holds all that
+ * was committed (call it for every worker batch before sf_state_checkpoint,
+ * on the batch's thread; it ignores what |batch| stages). Sets |*written| to
+ * the number of values written (NULL: not wanted). Without write-back it
+ * writes nothing. Returns 0 or SF_ESTATE (they stay in the cache, to be
+ * written again).
+ */
+int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *written);
 
 /**
  * Applies every operation of |batch| atomically (one RocksDB WriteBatch, or
@@ -376,7 +396,8 @@ int sf_state_log_scan(sf_state_backend_t *b, uint8_t column, const void *from, s
 
 /**
  * Writes a checkpoint of everything committed so far into |dir|, which must
- * not exist (it is created; its parent must exist). RocksDB:
+ * not exist (it is created; its parent must exist); with write-back, after
+ * sf_state_batch_write_back of every batch. RocksDB:
  * rocksdb_checkpoint_create, hard-linking table files (incremental in space:
  * files shared with earlier checkpoints are not copied) and copying the live
  * WAL, fsynced by RocksDB. Memory: one snapshot file with an XXH3-64 checksum,

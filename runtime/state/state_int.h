@@ -87,6 +87,7 @@ struct sf_state_backend_s {
     _Atomic uint64_t seq_reserved;
     pthread_mutex_t seq_lock;
     _Atomic int64_t clock;            /* latest now_ms given to sf_state_reclaim */
+    bool write_back;                  /* sf_state_options_t.write_back, with a cache */
 };
 
 struct sf_state_batch_s {
@@ -102,12 +103,18 @@ struct sf_state_batch_s {
     /* Timers scheduled by this batch: (kg, fire_at) pairs for the cache. */
     sf__sbuf_t scheduled;
     sf_buf_t tmp;                     /* store reads made while building the batch */
-    /* The read cache (vcache.h; NULL: none): takes the batch's state writes once
+    /* The state cache (vcache.h; NULL: none): takes the batch's state writes once
      * they are committed. */
     struct sf__vcache_s *cache;
+    /* Write-back: the state writes staged for the cache, not the store: records of
+     * [klen, vlen: two host uint32, vlen UINT32_MAX for a delete] [key] [value]. */
+    sf__sbuf_t staged;
+    size_t nstore;                    /* operations in the store's batch */
+    struct sf_state_batch_s *out;     /* write-back: the batch sf_state_batch_write_back
+                                         writes with (made on first use) */
     /* The savepoint: the lengths above when it was set (the store keeps its own). */
     struct {
-        size_t count, tokens, scheduled, impl;
+        size_t count, tokens, scheduled, impl, staged, nstore;
     } sp;
 };
 

@@ -1,8 +1,14 @@
 /* statefun-c: Apache License 2.0.
  *
- * The batch read cache (see vcache.h): open 2-way sets indexed by an XXH3
+ * The batch state cache (see vcache.h): open 2-way sets indexed by an XXH3
  * hash of the key; each entry owns one allocation holding its key, then its
- * value. A set replaces the entry not used since the other one was.
+ * value. A set replaces a clean entry before a dirty one, and of two alike
+ * the one not used since the other was.
+ *
+ * The transaction log is a byte buffer of records, each the entry's index
+ * and its whole former contents (a copy of the key and value), appended
+ * before the entry first changes in the transaction; ending without keeping
+ * writes them back in reverse order.
  */
 #include "vcache.h"
 
@@ -11,6 +17,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "log.h"
 #include "xalloc.h"
 
 #define ABSENT UINT32_MAX
@@ -22,13 +29,24 @@ typedef struct {
     uint32_t vlen; /* ABSENT: the key has no value */
     size_t cap;    /* bytes allocated at |data| (0 when empty) */
     uint64_t used; /* the cache's clock at the last hit or fill */
+    bool dirty;    /* newer than the store */
 } entry_t;
+
+/* A transaction log record: the entry as it was (then klen + vlen bytes). */
+typedef struct {
+    size_t index;
+    entry_t was; /* data: unused */
+    size_t next; /* offset of the record after this one */
+} undo_t;
 
 struct sf__vcache_s {
     entry_t *e;
     size_t mask; /* sets - 1; entries = 2 * sets */
     size_t bytes, budget;
+    size_t ndirty;
     uint64_t clock;
+    bool in_tx;
+    sf__sbuf_t undo;
 };
 
 sf__vcache_t *sf__vcache_new(size_t slots, size_t budget)
@@ -40,29 +58,45 @@ sf__vcache_t *sf__vcache_new(size_t slots, size_t budget)
     c->e = sf_xcalloc(sets * 2, sizeof *c->e);
     c->mask = sets - 1;
     c->budget = budget;
+    sf__sbuf_init(&c->undo);
     return c;
+}
+
+static size_t entries(const sf__vcache_t *c) { return c->mask * 2 + 2; }
+
+static size_t value_len(const entry_t *x) { return x->vlen == ABSENT ? 0 : x->vlen; }
+
+static void drop(sf__vcache_t *c, entry_t *x)
+{
+    c->bytes -= x->cap;
+    c->ndirty -= x->dirty;
+    free(x->data);
+    memset(x, 0, sizeof *x);
 }
 
 void sf__vcache_clear(sf__vcache_t *c)
 {
     size_t i;
-    for (i = 0; i <= c->mask * 2 + 1; i++) {
-        free(c->e[i].data);
-        memset(&c->e[i], 0, sizeof c->e[i]);
-    }
-    c->bytes = 0;
+    for (i = 0; i < entries(c); i++)
+        if (c->e[i].data && !c->e[i].dirty)
+            drop(c, &c->e[i]);
 }
 
 void sf__vcache_free(sf__vcache_t *c)
 {
+    size_t i;
     if (!c)
         return;
-    sf__vcache_clear(c);
+    for (i = 0; i < entries(c); i++)
+        free(c->e[i].data);
     free(c->e);
+    sf__sbuf_dispose(&c->undo);
     free(c);
 }
 
 size_t sf__vcache_bytes(const sf__vcache_t *c) { return c->bytes; }
+
+size_t sf__vcache_dirty(const sf__vcache_t *c) { return c->ndirty; }
 
 /* The entry holding |key| in its set, or NULL; |*set| is the set's first entry. */
 static entry_t *find(sf__vcache_t *c, const uint8_t *key, size_t klen, uint64_t h, entry_t **set)
@@ -77,11 +111,68 @@ static entry_t *find(sf__vcache_t *c, const uint8_t *key, size_t klen, uint64_t 
     return NULL;
 }
 
-static void drop(sf__vcache_t *c, entry_t *x)
+/* Logs |x| as it is now, when a transaction is open. */
+static void log_entry(sf__vcache_t *c, entry_t *x)
 {
-    c->bytes -= x->cap;
-    free(x->data);
-    memset(x, 0, sizeof *x);
+    undo_t u;
+    size_t at, n;
+    if (!c->in_tx)
+        return;
+    n = x->data ? x->klen + value_len(x) : 0;
+    at = c->undo.len;
+    u.index = (size_t)(x - c->e);
+    u.was = *x;
+    u.was.data = NULL;
+    u.next = at + sizeof u + n;
+    sf__sbuf_put(&c->undo, &u, sizeof u);
+    if (n)
+        sf__sbuf_put(&c->undo, x->data, n);
+}
+
+/* Sets |x| to |key| -> |val| (NULL: absent), reusing its allocation when it
+ * is big enough. */
+static void fill(sf__vcache_t *c, entry_t *x, uint64_t h, const uint8_t *key, size_t klen,
+                 const uint8_t *val, size_t vlen, bool dirty)
+{
+    size_t need = klen + (val ? vlen : 0);
+    if (need > x->cap) {
+        free(x->data);
+        x->data = sf_xmalloc(need);
+        c->bytes += need - x->cap;
+        x->cap = need;
+    }
+    memcpy(x->data, key, klen);
+    if (val && vlen)
+        memcpy(x->data + klen, val, vlen);
+    x->hash = h;
+    x->klen = (uint32_t)klen;
+    x->vlen = val ? (uint32_t)vlen : ABSENT;
+    x->used = ++c->clock;
+    c->ndirty += (size_t)dirty - (size_t)x->dirty;
+    x->dirty = dirty;
+}
+
+/* Whether |key| -> |val| may be cached in place of what |x| holds. */
+static bool fits(const sf__vcache_t *c, const entry_t *x, size_t klen, const uint8_t *val,
+                 size_t vlen)
+{
+    size_t need = klen + (val ? vlen : 0);
+    return !(val && vlen > SF__VCACHE_MAX_VALUE) && klen < UINT32_MAX && vlen < UINT32_MAX &&
+           c->bytes - x->cap + (need > x->cap ? need : x->cap) <= c->budget;
+}
+
+/* The way to fill for a key not in |set|: an empty one, else a clean one (the
+ * older of two), else (|dirty_too|) the older dirty one, else NULL. */
+static entry_t *victim(entry_t *set, bool dirty_too)
+{
+    entry_t *a = &set[0], *b = &set[1];
+    if (!a->data || !b->data)
+        return !a->data ? a : b;
+    if (a->dirty != b->dirty)
+        return a->dirty ? b : a;
+    if (a->dirty && !dirty_too)
+        return NULL;
+    return a->used <= b->used ? a : b;
 }
 
 int sf__vcache_get(sf__vcache_t *c, const uint8_t *key, size_t klen, sf_buf_t *out)
@@ -102,30 +193,126 @@ void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint
 {
     uint64_t h = XXH3_64bits(key, klen);
     entry_t *set, *x = find(c, key, klen, h, &set);
-    size_t need = klen + (val ? vlen : 0), cap;
 
-    if (!x) /* the empty entry, else the one used longer ago */
-        x = !set[0].data ? &set[0] : !set[1].data ? &set[1] : set[0].used <= set[1].used ? &set[0]
-                                                                                       : &set[1];
-    cap = x->cap;
-    if ((val && vlen > SF__VCACHE_MAX_VALUE) || klen > UINT32_MAX - 1 ||
-        c->bytes - cap + (need > cap ? need : cap) > c->budget) {
-        /* Does not fit. An older entry of this key must not outlive the write. */
-        if (x->data && x->hash == h && x->klen == klen && memcmp(x->data, key, klen) == 0)
+    if (x && x->dirty) {
+        sf_log_error("state cache: a store read would replace a newer value");
+        abort();
+    }
+    if (!x && !(x = victim(set, false)))
+        return; /* both ways hold dirty entries */
+    if (!fits(c, x, klen, val, vlen)) {
+        /* An older entry of this key must not outlive the write. */
+        if (x->data && x->hash == h && x->klen == klen && memcmp(x->data, key, klen) == 0) {
+            log_entry(c, x);
             drop(c, x);
+        }
         return;
     }
-    if (need > cap) {
-        free(x->data);
-        x->data = sf_xmalloc(need);
-        c->bytes += need - cap;
-        x->cap = need;
+    log_entry(c, x);
+    fill(c, x, h, key, klen, val, vlen, false);
+}
+
+int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, sf__vcache_kv_cb spill, void *user_data)
+{
+    uint64_t h = XXH3_64bits(key, klen);
+    entry_t *set, *x = find(c, key, klen, h, &set);
+    bool same = x != NULL;
+
+    if (!x)
+        x = victim(set, true);
+    if (!fits(c, x, klen, val, vlen)) {
+        if (same) { /* the caller writes the newer value */
+            log_entry(c, x);
+            drop(c, x);
+        }
+        return -1;
     }
-    memcpy(x->data, key, klen);
-    if (val && vlen)
-        memcpy(x->data + klen, val, vlen);
-    x->hash = h;
-    x->klen = (uint32_t)klen;
-    x->vlen = val ? (uint32_t)vlen : ABSENT;
-    x->used = ++c->clock;
+    log_entry(c, x);
+    if (!same && x->data && x->dirty)
+        spill(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
+              user_data);
+    fill(c, x, h, key, klen, val, vlen, true);
+    return 0;
+}
+
+void sf__vcache_begin(sf__vcache_t *c)
+{
+    c->undo.len = 0;
+    c->in_tx = true;
+}
+
+static size_t record_next(const sf__vcache_t *c, size_t off)
+{
+    undo_t u;
+    memcpy(&u, c->undo.p + off, sizeof u);
+    return u.next;
+}
+
+void sf__vcache_end(sf__vcache_t *c, bool keep)
+{
+    size_t n = 0, i, off;
+    size_t *at = NULL;
+
+    c->in_tx = false;
+    if (keep || c->undo.len == 0) {
+        c->undo.len = 0;
+        return;
+    }
+    /* The records (not aligned) are walked forward to find them, then applied
+     * newest first. */
+    for (off = 0; off < c->undo.len; off = record_next(c, off))
+        n++;
+    at = sf_xmalloc(n * sizeof *at);
+    for (i = 0, off = 0; i < n; i++, off = record_next(c, off))
+        at[i] = off;
+    while (n-- > 0) {
+        undo_t u;
+        entry_t *x;
+        memcpy(&u, c->undo.p + at[n], sizeof u);
+        x = &c->e[u.index];
+        if (!u.was.cap) {
+            drop(c, x);
+            continue;
+        }
+        fill(c, x, u.was.hash, c->undo.p + at[n] + sizeof u, u.was.klen,
+             u.was.vlen == ABSENT ? NULL : c->undo.p + at[n] + sizeof u + u.was.klen,
+             value_len(&u.was), u.was.dirty);
+        x->used = u.was.used;
+    }
+    free(at);
+    c->undo.len = 0;
+}
+
+void sf__vcache_each_dirty(sf__vcache_t *c, sf__vcache_kv_cb cb, void *user_data)
+{
+    size_t i;
+    for (i = 0; i < entries(c); i++) {
+        entry_t *x = &c->e[i];
+        if (x->data && x->dirty)
+            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
+               user_data);
+    }
+}
+
+void sf__vcache_mark_clean(sf__vcache_t *c)
+{
+    size_t i;
+    for (i = 0; i < entries(c) && c->ndirty > 0; i++)
+        if (c->e[i].dirty) {
+            c->e[i].dirty = false;
+            c->ndirty--;
+        }
+}
+
+void sf__vcache_each_prefix(sf__vcache_t *c, const uint8_t *prefix, size_t plen,
+                            sf__vcache_kv_cb cb, void *user_data)
+{
+    size_t i;
+    for (i = 0; i < entries(c); i++) {
+        entry_t *x = &c->e[i];
+        if (x->data && x->klen >= plen && memcmp(x->data, prefix, plen) == 0)
+            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
+               user_data);
+    }
 }

@@ -1,18 +1,35 @@
 /* statefun-c: Apache License 2.0.
  *
- * A batch's read cache: the encoded values of state keys its thread last read
- * or committed, so that a worker reading the state of an address it invoked a
- * moment ago does not search the store again (RocksDB: a memtable skip-list
- * search per get, most of a hot address's cost). Absent keys are cached too.
+ * A batch's state cache: the encoded values of state keys its thread last
+ * read or committed, so that a worker reading the state of an address it
+ * invoked a moment ago does not search the store again (RocksDB: a memtable
+ * skip-list search per get, most of a hot address's cost). Absent keys are
+ * cached too.
+ *
+ * Two modes, chosen by the backend (docs/state.md):
+ * - write-through: every commit writes the store, and the cache takes what it
+ *   wrote afterwards (sf__vcache_put): every entry is "clean";
+ * - write-back: a commit's state writes go to the cache only, as "dirty"
+ *   entries (sf__vcache_put_dirty), and reach the store when a dirty entry is
+ *   displaced (handed to a spill callback, which adds it to the commit's store
+ *   batch) or when the owner writes every dirty entry back (a checkpoint).
+ *   A hot address is then written to the store once per checkpoint, not once
+ *   per message.
  *
  * Coherence: a worker's state keys change only through its own batch (its
- * key groups are its own), so the cache is updated with what each commit
- * wrote, after the commit. Values the store drops on its own (expired TTL,
- * reclaimed) stay cached with their expiry, which the reader checks anyway.
+ * key groups are its own), so the cache is always as new as the store or
+ * newer. Values the store drops on its own (expired TTL) stay cached with
+ * their expiry, which the reader checks anyway.
  *
  * Bounded: a fixed table of 2-way sets, values up to SF__VCACHE_MAX_VALUE
- * bytes, and at most |budget| bytes of keys and values in all; what does not
- * fit is not cached (and any older entry of its key is dropped).
+ * bytes, and at most about |budget| bytes of keys and values in all. A read
+ * never displaces a dirty entry; what does not fit is not cached (and any
+ * older entry of its key is dropped, or for a dirty write, returned to the
+ * caller to write to the store itself).
+ *
+ * Transactions: between sf__vcache_begin and sf__vcache_end every change is
+ * logged, so that sf__vcache_end(c, false) puts back exactly what was there
+ * (a commit whose store write failed must leave the cache as it found it).
  *
  * Threading: one thread, the batch's.
  */
@@ -32,8 +49,13 @@
 
 typedef struct sf__vcache_s sf__vcache_t;
 
+/** Receives a key and its value (NULL: absent, a delete). */
+typedef void (*sf__vcache_kv_cb)(const uint8_t *key, size_t klen, const uint8_t *val,
+                                 size_t vlen, void *user_data);
+
 /** A cache of |slots| entries (rounded up to a power of two) and |budget| bytes. */
 sf__vcache_t *sf__vcache_new(size_t slots, size_t budget);
+/** Frees |c| (NULL is fine), dirty entries included. */
 void sf__vcache_free(sf__vcache_t *c);
 
 /**
@@ -42,11 +64,41 @@ void sf__vcache_free(sf__vcache_t *c);
  */
 int sf__vcache_get(sf__vcache_t *c, const uint8_t *key, size_t klen, sf_buf_t *out);
 
-/** Caches |key| -> |val| (NULL: absent), or drops |key| when it does not fit. */
+/**
+ * Caches |key| -> |val| (NULL: absent) as the store holds it, or drops a
+ * clean older entry of |key| when it does not fit. Never displaces or
+ * replaces a dirty entry (a caller that read the store for a dirty key has a
+ * bug: it is logged and aborts).
+ */
 void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
                     size_t vlen);
 
-/** Forgets everything. */
+/**
+ * Caches the committed write |key| -> |val| (NULL: deleted) as dirty. A dirty
+ * entry of another key that it displaces is first handed to |spill|. Returns
+ * 0, or -1 when the write does not fit (too big, or over the budget): then
+ * no entry of |key| is left and the caller must write it to the store.
+ */
+int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, sf__vcache_kv_cb spill, void *user_data);
+
+/** Starts logging changes (one level; not while one is open). */
+void sf__vcache_begin(sf__vcache_t *c);
+/** Ends the transaction: keeps its changes (|keep|) or puts back what was there. */
+void sf__vcache_end(sf__vcache_t *c, bool keep);
+
+/** Hands every dirty entry to |cb|, in no set order; they stay dirty. */
+void sf__vcache_each_dirty(sf__vcache_t *c, sf__vcache_kv_cb cb, void *user_data);
+/** Marks every entry clean (after the caller wrote them all to the store). */
+void sf__vcache_mark_clean(sf__vcache_t *c);
+/** The number of dirty entries. */
+size_t sf__vcache_dirty(const sf__vcache_t *c);
+
+/** Hands every entry whose key starts with |prefix| to |cb|, dirty or clean. */
+void sf__vcache_each_prefix(sf__vcache_t *c, const uint8_t *prefix, size_t plen,
+                            sf__vcache_kv_cb cb, void *user_data);
+
+/** Forgets every clean entry; dirty ones stay. */
 void sf__vcache_clear(sf__vcache_t *c);
 
 /** Bytes of keys and values held. */

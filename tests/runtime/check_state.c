@@ -162,7 +162,7 @@ START_TEST(test_put_get_delete)
     ck_assert_int_eq(sf_state_get(f.b, NULL, 3, &a, "empty", 1000, 0, &buf, &v), 1);
     ck_assert_uint_eq(v.len, 0);
 
-    ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 1000, count_cb, &n), 0);
+    ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 3, &a, 1000, count_cb, &n), 0);
     ck_assert_int_eq(n, 3);
 
     ck_assert_int_eq(sf_state_batch_delete(f.batch, 3, &a, "seen"), 0);
@@ -171,7 +171,7 @@ START_TEST(test_put_get_delete)
     ck_assert_int_eq(get(&f, NULL, 3, "a", "seen", 1000, 0, NULL, NULL), 0);
     ck_assert_int_eq(get(&f, NULL, 3, "a", "name", 1000, 0, NULL, NULL), 1);
     n = 0;
-    ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 1000, count_cb, &n), 0);
+    ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 3, &a, 1000, count_cb, &n), 0);
     ck_assert_int_eq(n, 2);
 
     /* Key groups out of range. */
@@ -290,10 +290,10 @@ START_TEST(test_ttl_after_write)
     {
         sf_addr_t a = addr("ns", "fn", "c");
         n = 0;
-        ck_assert_int_eq(sf_state_scan_address(f.b, 2, &a, 50, count_cb, &n), 0);
+        ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 2, &a, 50, count_cb, &n), 0);
         ck_assert_int_eq(n, 2);
         n = 0;
-        ck_assert_int_eq(sf_state_scan_address(f.b, 2, &a, 100, count_cb, &n), 0);
+        ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 2, &a, 100, count_cb, &n), 0);
         ck_assert_int_eq(n, 1);
         n = 0;
         ck_assert_int_eq(sf_state_scan_range(f.b, 0, 8, 100, count_cb, &n), 0);
@@ -797,7 +797,7 @@ START_TEST(test_range_scan)
     {
         sf_addr_t a = addr("ns", "fn", "a");
         int n = 0;
-        ck_assert_int_eq(sf_state_scan_address(f.b, 3, &a, 0, count_cb, &n), 0);
+        ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 3, &a, 0, count_cb, &n), 0);
         ck_assert_int_eq(n, 1);
     }
     fx_close(&f);
@@ -1063,7 +1063,7 @@ START_TEST(test_overwrite_in_place)
         ck_assert_int_eq(get(&f, NULL, 5, "hot", "v", 0, 0, out, NULL), 1);
         ck_assert_str_eq(out, v);
         out[0] = '\0';
-        ck_assert_int_eq(sf_state_scan_address(f.b, 5, &a, 0, last_value_cb, out), 0);
+        ck_assert_int_eq(sf_state_scan_address(f.b, NULL, 5, &a, 0, last_value_cb, out), 0);
         ck_assert_str_eq(out, v);
         if (i % 1000 == 999)
             ck_assert_int_eq(sf_state_flush(f.b), 0);
@@ -1193,6 +1193,220 @@ START_TEST(test_vcache)
 }
 END_TEST
 
+static void collect_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       void *ud)
+{
+    sf_buf_t *out = ud;
+    char line[64];
+    int n = snprintf(line, sizeof line, "%.*s=%.*s;", (int)klen, (const char *)key,
+                     val ? (int)vlen : 2, val ? (const char *)val : "--");
+    sf_buf_append(out, line, (size_t)n);
+}
+
+static int vc_get(sf__vcache_t *c, const char *k, char *out)
+{
+    sf_buf_t buf;
+    int rv;
+    sf_buf_init(&buf, NULL);
+    rv = sf__vcache_get(c, (const uint8_t *)k, strlen(k), &buf);
+    if (rv == 1) {
+        memcpy(out, buf.base, buf.len);
+        out[buf.len] = '\0';
+    }
+    sf_buf_dispose(&buf);
+    return rv;
+}
+
+/* Write-back entries: a dirty entry displaced by another dirty one is spilled
+ * first, a store read never displaces one, a transaction that is not kept puts
+ * back exactly what was there (values, absences, dirtiness), and the dirty
+ * entries are handed out until marked clean. */
+START_TEST(test_vcache_dirty)
+{
+    sf__vcache_t *c = sf__vcache_new(2, 4096); /* one set of two entries */
+    sf_buf_t spilled, dirty;
+    char v[64];
+    sf_buf_init(&spilled, NULL);
+    sf_buf_init(&dirty, NULL);
+
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1, (const uint8_t *)"1", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"b", 1, NULL, 0, collect_kv,
+                                          &spilled), 0);
+    ck_assert_uint_eq(sf__vcache_dirty(c), 2);
+    /* A read of another key finds no room and caches nothing. */
+    sf__vcache_put(c, (const uint8_t *)"r", 1, (const uint8_t *)"x", 1);
+    ck_assert_int_eq(vc_get(c, "r", v), -1);
+    ck_assert_int_eq(vc_get(c, "a", v), 1);
+    ck_assert_str_eq(v, "1");
+    /* "a" was used last: "b" (a delete) is spilled for "c". */
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"c", 1, (const uint8_t *)"3", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_uint_eq(spilled.len, 5);
+    ck_assert(memcmp(spilled.base, "b=--;", 5) == 0);
+    ck_assert_int_eq(vc_get(c, "b", v), -1);
+
+    /* A transaction not kept: the overwrite, the spill and the new key all go back. */
+    sf_buf_reset(&spilled);
+    sf__vcache_begin(c);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1,
+                                          (const uint8_t *)"a much longer value", 19, collect_kv,
+                                          &spilled), 0);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"d", 1, (const uint8_t *)"4", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_int_eq(vc_get(c, "d", v), 1);
+    ck_assert_int_eq(vc_get(c, "c", v), -1);
+    sf__vcache_end(c, false);
+    ck_assert_int_eq(vc_get(c, "a", v), 1);
+    ck_assert_str_eq(v, "1");
+    ck_assert_int_eq(vc_get(c, "c", v), 1);
+    ck_assert_str_eq(v, "3");
+    ck_assert_int_eq(vc_get(c, "d", v), -1);
+    ck_assert_uint_eq(sf__vcache_dirty(c), 2);
+    /* A kept one stays. */
+    sf__vcache_begin(c);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1, (const uint8_t *)"5", 1,
+                                          collect_kv, &spilled), 0);
+    sf__vcache_end(c, true);
+    ck_assert_int_eq(vc_get(c, "a", v), 1);
+    ck_assert_str_eq(v, "5");
+
+    /* Too large for the cache: the caller writes it, and no older entry stays. */
+    {
+        static uint8_t big[SF__VCACHE_MAX_VALUE + 1];
+        ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1, big, sizeof big,
+                                              collect_kv, &spilled), -1);
+        ck_assert_int_eq(vc_get(c, "a", v), -1);
+        ck_assert_uint_eq(sf__vcache_dirty(c), 1);
+    }
+
+    /* Clearing forgets clean entries only; the dirty are handed out until marked clean. */
+    sf__vcache_clear(c);
+    ck_assert_int_eq(vc_get(c, "c", v), 1);
+    sf__vcache_each_prefix(c, (const uint8_t *)"c", 1, collect_kv, &dirty);
+    ck_assert_uint_eq(dirty.len, 4);
+    sf_buf_reset(&dirty);
+    sf__vcache_each_dirty(c, collect_kv, &dirty);
+    ck_assert_uint_eq(dirty.len, 4);
+    ck_assert(memcmp(dirty.base, "c=3;", 4) == 0);
+    sf__vcache_mark_clean(c);
+    ck_assert_uint_eq(sf__vcache_dirty(c), 0);
+    sf_buf_reset(&dirty);
+    sf__vcache_each_dirty(c, collect_kv, &dirty);
+    ck_assert_uint_eq(dirty.len, 0);
+    /* Clean now, so a read may replace it. */
+    sf__vcache_clear(c);
+    ck_assert_int_eq(vc_get(c, "c", v), -1);
+    sf__vcache_free(c);
+    sf_buf_dispose(&spilled);
+    sf_buf_dispose(&dirty);
+}
+END_TEST
+
+static int count_states_cb(const sf_state_entry_t *e, void *ud)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Write-back (RocksDB without a WAL): what a batch commits is read through it
+ * (gets and scans) but not from the store until it is written back; more
+ * addresses than the cache holds spill to the store on their own; a rolled-back
+ * write never arrives; a checkpoint after the write-back holds every value. */
+START_TEST(test_write_back)
+{
+    enum { N = 150000 };
+    sf_state_options_t o;
+    sf_state_backend_t *b, *b2;
+    sf_state_batch_t *batch, *other;
+    sf_addr_t a = addr("ns", "fn", "a");
+    char *tmp = sf_test_mkdtemp("state-wb"), live[600], cp[600], live2[600], id[32], val[32];
+    size_t written = 0;
+    int i, n = 0;
+    ck_assert_ptr_nonnull(tmp);
+    snprintf(live, sizeof live, "%s/db", tmp);
+    snprintf(cp, sizeof cp, "%s/cp", tmp);
+    snprintf(live2, sizeof live2, "%s/db2", tmp);
+    sf_state_options_init(&o);
+    o.kind = "rocksdb";
+    o.dir = live;
+    o.max_parallelism = 16;
+    o.write_back = true;
+    ck_assert_int_eq(sf_state_open2(&o, &b), SF_EINVAL); /* a WAL would lose the caches */
+    o.wal = false;
+    ck_assert_int_eq(sf_state_open2(&o, &b), 0);
+    ck_assert_int_eq(sf_state_batch_new(b, &batch), 0);
+    ck_assert_int_eq(sf_state_batch_new(b, &other), 0);
+    {
+        fx_t f = {.b = b};
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v1", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v1");
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, NULL, NULL), 0);
+        ck_assert_int_eq(get(&f, other, 4, "a", "s", 0, 0, NULL, NULL), 0);
+        ck_assert_int_eq(sf_state_scan_address(b, batch, 4, &a, 0, count_states_cb, &n), 0);
+        ck_assert_int_eq(n, 1);
+        n = 0;
+        ck_assert_int_eq(sf_state_scan_address(b, NULL, 4, &a, 0, count_states_cb, &n), 0);
+        ck_assert_int_eq(n, 0);
+        /* Rolled back: neither cached nor written. */
+        sf_state_batch_savepoint(batch);
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"no", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        sf_state_batch_rollback(batch);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v1");
+        ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
+        ck_assert_uint_eq(written, 1);
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v1");
+        ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
+        ck_assert_uint_eq(written, 0);
+    }
+    /* More addresses than the cache has entries: most spill at commit. */
+    for (i = 0; i < N; i++) {
+        sf_addr_t x;
+        snprintf(id, sizeof id, "x%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        x = addr("ns", "fn", id);
+        ck_assert_int_eq(sf_state_batch_put(batch, (uint16_t)(i % 16), &x, "s", "t",
+                                            (const uint8_t *)val, strlen(val),
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        if (i % 1000 == 999)
+            ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+    }
+    ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+    ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
+    ck_assert_uint_gt(written, 0);
+    ck_assert_uint_lt(written, N);
+    ck_assert_int_eq(sf_state_checkpoint(b, cp), 0);
+    sf_state_batch_free(other);
+    sf_state_batch_free(batch);
+    sf_state_close(b);
+
+    o.dir = live2;
+    ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), 0);
+    {
+        fx_t f = {.b = b2};
+        for (i = 0; i < N; i += 7) {
+            char want[32];
+            snprintf(id, sizeof id, "x%d", i);
+            snprintf(want, sizeof want, "v%d", i);
+            ck_assert_int_eq(get(&f, NULL, (uint16_t)(i % 16), id, "s", 0, 0, val, NULL), 1);
+            ck_assert_str_eq(val, want);
+        }
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v1");
+    }
+    sf_state_close(b2);
+    sf_test_rmtree(tmp);
+}
+END_TEST
+
 /* RocksDB without a WAL (the runtime with checkpoints on): commits live only in the
  * memtables until a flush, so a checkpoint must flush them; values, timers and log
  * records committed just before it come back from it, also when read through a new
@@ -1270,6 +1484,8 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_loop_test(tc, test_overwrite_in_place, 0, 2);
     tcase_add_loop_test(tc, test_batch_reads, 0, 2);
     tcase_add_test(tc, test_vcache);
+    tcase_add_test(tc, test_vcache_dirty);
+    tcase_add_test(tc, test_write_back);
     tcase_add_test(tc, test_checkpoint_without_wal);
     suite_add_tcase(s, tc);
     return s;
