@@ -269,7 +269,7 @@ class Runtime:
                     "  port: %d\n" % self.ingress)
         self.argv = [os.path.join(build, "bin", "statefun"), "run", "--state-dir", self.state,
                      "--workers", str(workers), "--admin", "127.0.0.1:%d" % self.admin,
-                     "--log-level", "warn"] + list(extra) + [self.yaml]
+                     "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warn")] + list(extra) + [self.yaml]
         self.p = None
 
     def start(self):
@@ -1582,7 +1582,10 @@ def main():
                 print("--- %s log:\n%s" % (p.bench_name, procs.tail(p.bench_name)))
         finally:
             procs.stop_all()
-            shutil.rmtree(tmp, ignore_errors=True)
+            if os.environ.get("BENCH_KEEP"):
+                print("kept %s" % tmp, file=sys.stderr)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(RESULTS, f, indent=1)

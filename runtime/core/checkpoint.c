@@ -509,19 +509,26 @@ static void collect(sf_checkpointer_t *c)
 }
 
 /* Write-back: every worker writes the state its cache holds back into the store,
- * on its own thread. Returns 0 or the first failure. */
+ * on its own thread, all at once. Returns 0 or the first failure. */
 static int write_back(sf_rt_t *rt, size_t *written)
 {
-    size_t i;
-    int rv = 0;
+    size_t i, n = rt->workers.n;
+    sf_write_back_arg_t *x = sf_xcalloc(n, sizeof *x);
+    void **args = sf_xcalloc(n, sizeof *args);
+    int *rvs = sf_xcalloc(n, sizeof *rvs), rv = 0;
+    for (i = 0; i < n; i++)
+        args[i] = &x[i];
+    sf_workers_call_each(&rt->workers, sf_dispatch_write_back, args, rvs);
     *written = 0;
-    for (i = 0; i < rt->workers.n && rv == 0; i++) {
-        sf_write_back_arg_t x = {0, 0};
-        int crv = sf_worker_call(rt->workers.w[i], sf_dispatch_write_back, &x);
+    for (i = 0; i < n; i++) {
         /* A worker that is not running has nothing cached to lose. */
-        rv = crv == SF_ECANCELED ? 0 : crv != 0 ? crv : x.rv;
-        *written += x.n;
+        if (rv == 0 && rvs[i] != SF_ECANCELED)
+            rv = rvs[i] != 0 ? rvs[i] : x[i].rv;
+        *written += x[i].n;
     }
+    free(x);
+    free(args);
+    free(rvs);
     return rv;
 }
 
@@ -541,7 +548,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     files_t files;
     char path[4096], state[4096];
     uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
-    size_t written = 0, written_held = 0;
+    size_t written = 0, written_late = 0, written_held = 0;
     size_t i, j;
     bool concurrent;
     int rv = 0;
@@ -568,6 +575,13 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         return rv;
     }
     sf_state_flush(rt->state);
+    /* What the caches took during the flush: written now, not while commits are held. */
+    if ((rv = write_back(rt, &written_late)) != 0) {
+        sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);
+        rmtree(path);
+        return rv;
+    }
+    written += written_late;
     start = uv_hrtime();
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
     sa.out = sf_xcalloc(rt->workers.n, sizeof *sa.out);

@@ -257,22 +257,50 @@ struct sf_worker_call_s {
     sf_worker_call_t *next;
 };
 
+/* Queues |c| on |w| (or marks it cancelled when |w| takes no calls). */
+static void call_post(sf_worker_t *w, sf_worker_call_t *c)
+{
+    uv_mutex_lock(&w->_call_lock);
+    if (!w->_accepting) {
+        c->rv = SF_ECANCELED;
+        c->done = true;
+    } else {
+        c->next = w->_calls;
+        w->_calls = c;
+        /* Under the lock: on_stop closes the handle only after taking it. */
+        uv_async_send(&w->_call);
+    }
+    uv_mutex_unlock(&w->_call_lock);
+}
+
+static int call_wait(sf_worker_t *w, sf_worker_call_t *c)
+{
+    uv_mutex_lock(&w->_call_lock);
+    while (!c->done)
+        uv_cond_wait(&w->_call_done, &w->_call_lock);
+    uv_mutex_unlock(&w->_call_lock);
+    return c->rv;
+}
+
 int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg)
 {
     sf_worker_call_t c = {fn, arg, 0, false, NULL};
-    uv_mutex_lock(&w->_call_lock);
-    if (!w->_accepting) {
-        uv_mutex_unlock(&w->_call_lock);
-        return SF_ECANCELED;
+    call_post(w, &c);
+    return call_wait(w, &c);
+}
+
+void sf_workers_call_each(sf_workers_t *g, sf_worker_call_fn fn, void *const *args, int *rvs)
+{
+    sf_worker_call_t *c = sf_xcalloc(g->n, sizeof *c);
+    size_t i;
+    for (i = 0; i < g->n; i++) {
+        c[i].fn = fn;
+        c[i].arg = args[i];
+        call_post(g->w[i], &c[i]);
     }
-    c.next = w->_calls;
-    w->_calls = &c;
-    /* Under the lock: on_stop closes the handle only after taking it. */
-    uv_async_send(&w->_call);
-    while (!c.done)
-        uv_cond_wait(&w->_call_done, &w->_call_lock);
-    uv_mutex_unlock(&w->_call_lock);
-    return c.rv;
+    for (i = 0; i < g->n; i++)
+        rvs[i] = call_wait(g->w[i], &c[i]);
+    free(c);
 }
 
 /* Runs (|run|) or cancels the waiting calls, oldest first, and wakes their callers. A

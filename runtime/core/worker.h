@@ -231,6 +231,13 @@ static inline void sf_worker_done(sf_worker_t *w, size_t n)
  */
 int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg);
 
+/**
+ * sf_worker_call on every worker at once: runs |fn| with |args|[i] on worker
+ * i's thread, all in parallel, and returns once every one has run; |rvs|[i]
+ * is worker i's result (0 or SF_ECANCELED). Any thread but a worker's.
+ */
+void sf_workers_call_each(sf_workers_t *g, sf_worker_call_fn fn, void *const *args, int *rvs);
+
 /** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
 void sf_worker_kick(sf_worker_t *w);
 

@@ -252,10 +252,32 @@ START_TEST(test_worker_call)
             ck_assert(uv_thread_equal(&c.self, &g.w[i]->_thread));
         }
     ck_assert_int_eq(c.calls, 100);
+    {
+        /* On every worker at once, each with its own argument. */
+        call_arg_t each[2] = {{0}, {0}};
+        void *args[2] = {&each[0], &each[1]};
+        int rvs[2] = {-1, -1};
+        sf_workers_call_each(&g, record_call, args, rvs);
+        for (i = 0; i < g.n; i++) {
+            ck_assert_int_eq(rvs[i], 0);
+            ck_assert_int_eq(each[i].calls, 1);
+            ck_assert_ptr_eq(each[i].ran_on, g.w[i]);
+            ck_assert(uv_thread_equal(&each[i].self, &g.w[i]->_thread));
+        }
+    }
     sf_workers_stop(&g);
     for (i = 0; i < g.n; i++)
         ck_assert_int_eq(sf_worker_call(g.w[i], record_call, &c), SF_ECANCELED);
     ck_assert_int_eq(c.calls, 100);
+    {
+        call_arg_t each[2] = {{0}, {0}};
+        void *args[2] = {&each[0], &each[1]};
+        int rvs[2] = {0, 0};
+        sf_workers_call_each(&g, record_call, args, rvs);
+        ck_assert_int_eq(rvs[0], SF_ECANCELED);
+        ck_assert_int_eq(rvs[1], SF_ECANCELED);
+        ck_assert_int_eq(each[0].calls + each[1].calls, 0);
+    }
     sf_workers_dispose(&g);
 }
 END_TEST
