@@ -508,8 +508,9 @@ static void collect(sf_checkpointer_t *c)
     free(names);
 }
 
-/* Write-back: every worker writes the state its cache holds back into the store,
- * on its own thread, all at once. Returns 0 or the first failure. */
+/* Write-back: every worker sweeps the state its cache holds back into the store,
+ * on its own thread, all at once, a step a loop turn (so their loops go on).
+ * Returns 0 or the first failure. */
 static int write_back(sf_rt_t *rt, size_t *written)
 {
     size_t i, n = rt->workers.n;
@@ -518,12 +519,12 @@ static int write_back(sf_rt_t *rt, size_t *written)
     int *rvs = sf_xcalloc(n, sizeof *rvs), rv = 0;
     for (i = 0; i < n; i++)
         args[i] = &x[i];
-    sf_workers_call_each(&rt->workers, sf_dispatch_write_back, args, rvs);
+    sf_workers_step_each(&rt->workers, sf_dispatch_write_back, args, rvs);
     *written = 0;
     for (i = 0; i < n; i++) {
-        /* A worker that is not running has nothing cached to lose. */
-        if (rv == 0 && rvs[i] != SF_ECANCELED)
-            rv = rvs[i] != 0 ? rvs[i] : x[i].rv;
+        /* A worker that stopped first has nothing cached to lose (SF_ECANCELED). */
+        if (rv == 0 && x[i].rv != 0)
+            rv = x[i].rv;
         *written += x[i].n;
     }
     free(x);

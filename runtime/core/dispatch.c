@@ -1012,12 +1012,23 @@ sf_state_batch_t *sf_dispatch_batch(sf_worker_t *w)
     return wc ? wc->batch : NULL;
 }
 
-void sf_dispatch_write_back(sf_worker_t *w, void *arg)
+bool sf_dispatch_write_back(sf_worker_t *w, void *arg)
 {
     sf_write_back_arg_t *x = arg;
     wctx_t *wc = w->data;
-    x->n = 0;
-    x->rv = wc ? sf_state_batch_write_back(wc->batch, &x->n) : 0;
+    size_t n = 0;
+    int rv;
+    if (!wc)
+        return true;
+    /* With commits held the worker's messages wait for the sweep anyway: one step. */
+    rv = sf_state_batch_write_back(wc->batch, &x->cursor,
+                                   sf_workers_commits_held(w->group) ? SIZE_MAX
+                                                                     : SF_WRITE_BACK_STEP,
+                                   &n);
+    x->n += n;
+    if (rv < 0)
+        x->rv = rv;
+    return rv != 0;
 }
 
 void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_fifo_t *out,

@@ -85,15 +85,19 @@ void sf_dispatch_snapshot(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_m
 sf_state_batch_t *sf_dispatch_batch(sf_worker_t *w);
 
 /**
- * sf_worker_call_fn for a checkpoint (|arg| is an sf_write_back_arg_t):
- * writes the state the worker's batch holds back into the store
- * (sf_state_batch_write_back). Worker thread.
+ * sf_worker_step_fn for a checkpoint (|arg| is an sf_write_back_arg_t,
+ * zeroed): writes the state the worker's batch caches back into the store
+ * (sf_state_batch_write_back), SF_WRITE_BACK_STEP values a step (a loop turn
+ * or a commit point), so that the worker goes on between steps; all at once
+ * while commits are held. Worker thread.
  */
+#define SF_WRITE_BACK_STEP 64
 typedef struct sf_write_back_arg_s {
-    int rv;       /* 0 or SF_ESTATE */
-    size_t n;     /* values written */
+    size_t cursor; /* where the next step starts */
+    int rv;        /* 0, or SF_ESTATE (the sweep stopped) */
+    size_t n;      /* values written */
 } sf_write_back_arg_t;
-void sf_dispatch_write_back(sf_worker_t *w, void *arg);
+bool sf_dispatch_write_back(sf_worker_t *w, void *arg);
 
 /** Retry backoff: first delay, cap (milliseconds). */
 #define SF_RETRY_MIN_MS 10

@@ -10,6 +10,7 @@
 #include "xalloc.h"
 
 static void pump(sf_worker_t *w);
+static void finish_calls(sf_worker_t *w, bool run);
 
 static void flush_outboxes(sf_worker_t *w)
 {
@@ -66,8 +67,11 @@ static void pump(sf_worker_t *w)
     sf_mailbox_drain(&w->_mailbox, &w->_inbox);
     while (budget-- && (m = sf_msg_fifo_pop(&w->_inbox)) != NULL) {
         w->group->deliver(w, m);
-        if ((++n & (SF_WORKER_COMMIT_EVERY - 1)) == 0)
+        if ((++n & (SF_WORKER_COMMIT_EVERY - 1)) == 0) {
             commit_point(w);
+            if (atomic_load_explicit(&w->_call_waiting, memory_order_acquire))
+                finish_calls(w, true);
+        }
         /* A pause waits for this slice to end: keep that wait short. */
         if ((n & 31) == 0 &&
             atomic_load_explicit(&w->group->_pausing, memory_order_relaxed))
@@ -251,6 +255,7 @@ void sf_workers_resume(sf_workers_t *g)
 
 struct sf_worker_call_s {
     sf_worker_call_fn fn;
+    sf_worker_step_fn step; /* instead of |fn|: run once a loop turn until it returns true */
     void *arg;
     int rv;
     bool done;
@@ -267,6 +272,7 @@ static void call_post(sf_worker_t *w, sf_worker_call_t *c)
     } else {
         c->next = w->_calls;
         w->_calls = c;
+        atomic_store_explicit(&w->_call_waiting, true, memory_order_release);
         /* Under the lock: on_stop closes the handle only after taking it. */
         uv_async_send(&w->_call);
     }
@@ -284,33 +290,37 @@ static int call_wait(sf_worker_t *w, sf_worker_call_t *c)
 
 int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg)
 {
-    sf_worker_call_t c = {fn, arg, 0, false, NULL};
+    sf_worker_call_t c = {fn, NULL, arg, 0, false, NULL};
     call_post(w, &c);
     return call_wait(w, &c);
 }
 
-void sf_workers_call_each(sf_workers_t *g, sf_worker_call_fn fn, void *const *args, int *rvs)
+void sf_workers_step_each(sf_workers_t *g, sf_worker_step_fn step, void *const *args, int *rvs)
 {
     sf_worker_call_t *c = sf_xcalloc(g->n, sizeof *c);
     size_t i;
     for (i = 0; i < g->n; i++) {
-        c[i].fn = fn;
+        c[i].step = step;
         c[i].arg = args[i];
-        call_post(g->w[i], &c[i]);
+        c[i].done = args[i] == NULL;
+        if (args[i])
+            call_post(g->w[i], &c[i]);
     }
     for (i = 0; i < g->n; i++)
         rvs[i] = call_wait(g->w[i], &c[i]);
     free(c);
 }
 
-/* Runs (|run|) or cancels the waiting calls, oldest first, and wakes their callers. A
- * call lives on its caller's stack: once it is marked done it is not touched again. */
+/* Runs (|run|) or cancels the waiting calls, oldest first, and wakes their callers;
+ * a step call that is not finished waits for the next turn. A call lives on its
+ * caller's stack: once it is marked done it is not touched again. */
 static void finish_calls(sf_worker_t *w, bool run)
 {
-    sf_worker_call_t *list, *c, *next, *fifo = NULL;
+    sf_worker_call_t *list, *c, *next, *fifo = NULL, *again = NULL, **again_tail = &again;
     uv_mutex_lock(&w->_call_lock);
     list = w->_calls;
     w->_calls = NULL;
+    atomic_store_explicit(&w->_call_waiting, false, memory_order_relaxed);
     if (!run)
         w->_accepting = false;
     uv_mutex_unlock(&w->_call_lock);
@@ -319,13 +329,30 @@ static void finish_calls(sf_worker_t *w, bool run)
         c->next = fifo;
         fifo = c;
     }
-    for (c = run ? fifo : NULL; c; c = c->next)
-        c->fn(w, c->arg);
+    if (run) {
+        sf_worker_call_t **link = &fifo;
+        while ((c = *link) != NULL) {
+            if (c->step ? c->step(w, c->arg) : (c->fn(w, c->arg), true)) {
+                link = &c->next;
+                continue;
+            }
+            *link = c->next; /* again in the next turn */
+            c->next = NULL;
+            *again_tail = c;
+            again_tail = &c->next;
+        }
+    }
     uv_mutex_lock(&w->_call_lock);
     for (c = fifo; c; c = next) {
         next = c->next;
         c->rv = run ? 0 : SF_ECANCELED;
         c->done = true;
+    }
+    if (again) {
+        *again_tail = w->_calls;
+        w->_calls = again;
+        atomic_store_explicit(&w->_call_waiting, true, memory_order_relaxed);
+        uv_async_send(&w->_call);
     }
     uv_cond_broadcast(&w->_call_done);
     uv_mutex_unlock(&w->_call_lock);
@@ -414,6 +441,7 @@ int sf_workers_init(sf_workers_t *g, uint32_t n, uint32_t max_parallelism,
         uv_async_init(&w->loop, &w->_call, on_call);
         w->_call.data = w;
         uv_mutex_init(&w->_call_lock);
+        atomic_init(&w->_call_waiting, false);
         uv_cond_init(&w->_call_done);
         sf_msg_fifo_init(&w->_inbox);
         w->_outbox = sf_xcalloc(n, sizeof *w->_outbox);

@@ -96,6 +96,8 @@ struct sf_worker_s {
     uv_cond_t _call_done;
     sf_worker_call_t *_calls;   /* waiting calls, newest first */
     bool _accepting;            /* between start and stop: calls are taken */
+    _Atomic bool _call_waiting; /* _calls is not empty: the pump runs them at its
+                                   commit points too (a slice can be long) */
     sf_msg_fifo_t _inbox;
     sf_msg_fifo_t *_outbox;     /* [group->n] */
     bool _pump_armed;
@@ -222,8 +224,9 @@ static inline void sf_worker_done(sf_worker_t *w, size_t n)
 }
 
 /**
- * Runs |fn| on |w|'s thread, between two of its loop callbacks, and returns
- * once it has run: 0, or SF_ECANCELED when the worker is not running (not
+ * Runs |fn| on |w|'s thread, between two of its loop callbacks or at a commit
+ * point of a long pump slice (right after the commit), and returns once it
+ * has run: 0, or SF_ECANCELED when the worker is not running (not
  * started or stopping). A way for another thread to read what only the worker
  * may touch (the admin API reads an address's state on its owner, where no
  * commit can change it meanwhile). Waits while the workers are paused. Any
@@ -232,11 +235,19 @@ static inline void sf_worker_done(sf_worker_t *w, size_t n)
 int sf_worker_call(sf_worker_t *w, sf_worker_call_fn fn, void *arg);
 
 /**
- * sf_worker_call on every worker at once: runs |fn| with |args|[i] on worker
- * i's thread, all in parallel, and returns once every one has run; |rvs|[i]
- * is worker i's result (0 or SF_ECANCELED). Any thread but a worker's.
+ * A step of work that a worker runs once a loop turn, with its loop going on
+ * in between, until it returns true (done).
  */
-void sf_workers_call_each(sf_workers_t *g, sf_worker_call_fn fn, void *const *args, int *rvs);
+typedef bool (*sf_worker_step_fn)(sf_worker_t *w, void *arg);
+
+/**
+ * Runs |step| with |args|[i] on worker i's thread (none when |args|[i] is
+ * NULL), on every worker at once, once a loop turn until it returns true, and
+ * returns when every one is done; |rvs|[i] is worker i's result (0, or
+ * SF_ECANCELED when the worker stopped first; 0 for a worker skipped). Any
+ * thread but a worker's.
+ */
+void sf_workers_step_each(sf_workers_t *g, sf_worker_step_fn step, void *const *args, int *rvs);
 
 /** Makes sure the pump runs again in this turn (e.g. after re-queueing). */
 void sf_worker_kick(sf_worker_t *w);

@@ -86,6 +86,7 @@ static void batch_setup(sf_state_batch_t *batch, sf_state_backend_t *b)
     sf__sbuf_init(&batch->staged);
     batch->nstore = 0;
     batch->out = NULL;
+    batch->sweep = 0;
     b->vt->batch_init(batch);
 }
 
@@ -299,7 +300,7 @@ int sf_state_batch_new(sf_state_backend_t *b, sf_state_batch_t **out)
     sf_state_batch_t *batch = sf_xmalloc(sizeof *batch);
     batch_setup(batch, b);
     if (b->vt->cache_reads)
-        batch->cache = sf__vcache_new(SF__VCACHE_SLOTS, SF__VCACHE_BUDGET);
+        batch->cache = sf__vcache_new(SF__VCACHE_SLOTS, SF__VCACHE_BUDGET, SF__VCACHE_DIRTY);
     *out = batch;
     return 0;
 }
@@ -465,28 +466,36 @@ static void out_op(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
     store_op(ud, key, klen, val, vlen);
 }
 
-int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *written)
+int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *cursor, size_t max,
+                              size_t *written)
 {
     sf_state_backend_t *b = batch->backend;
     sf_state_batch_t *out = batch->out;
-    size_t n = 0;
+    size_t n = 0, from = *cursor, to;
     int rv = 0;
 
-    if (writes_back(batch) && (n = sf__vcache_dirty(batch->cache)) > 0) {
-        if (!out) {
-            out = batch->out = sf_xmalloc(sizeof *out);
-            batch_setup(out, b);
-        }
-        sf__vcache_each_dirty(batch->cache, out_op, out);
-        if ((rv = b->vt->batch_write(out)) == 0)
-            sf__vcache_mark_clean(batch->cache);
-        else
-            n = 0;
-        sf_state_batch_clear(out);
+    if (written)
+        *written = 0;
+    if (!writes_back(batch) || sf__vcache_dirty(batch->cache) == 0)
+        return 1;
+    if (!out) {
+        out = batch->out = sf_xmalloc(sizeof *out);
+        batch_setup(out, b);
     }
+    if (from == 0)
+        batch->sweep = sf__vcache_sweep(batch->cache);
+    to = sf__vcache_each_dirty(batch->cache, batch->sweep, from, max, out_op, out);
+    n = out->nstore;
+    if (n > 0 && (rv = b->vt->batch_write(out)) != 0) {
+        sf_state_batch_clear(out);
+        return rv;
+    }
+    sf_state_batch_clear(out);
+    sf__vcache_mark_clean(batch->cache, batch->sweep, from, to);
+    *cursor = to;
     if (written)
         *written = n;
-    return rv;
+    return to >= sf__vcache_end_pos(batch->cache) ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -253,15 +253,19 @@ void sf_state_batch_rollback(sf_state_batch_t *batch);
 void sf_state_batch_release(sf_state_batch_t *batch);
 
 /**
- * Write-back (sf_state_options_t.write_back): writes every state value that
- * |batch| committed into its cache only, so that the store holds all that
- * was committed (call it for every worker batch before sf_state_checkpoint,
- * on the batch's thread; it ignores what |batch| stages). Sets |*written| to
- * the number of values written (NULL: not wanted). Without write-back it
- * writes nothing. Returns 0 or SF_ESTATE (they stay in the cache, to be
- * written again).
+ * Write-back (sf_state_options_t.write_back): writes state values that
+ * |batch| committed into its cache only to the store, so that a sweep of
+ * calls makes the store hold all that was committed before the sweep began
+ * (every worker batch sweeps before sf_state_checkpoint). A sweep starts with
+ * |*cursor| 0; each call writes at most |max| values (one store write), from
+ * |*cursor| on, and moves |*cursor| past them, so a worker's loop can go on
+ * between calls. Sets |*written| to the number written (NULL: not wanted).
+ * Batch's thread; it ignores what |batch| stages. Returns 1 when the sweep is
+ * complete, 0 when it is not yet, or SF_ESTATE (the values stay cached, to
+ * be written again; |*cursor| does not move).
  */
-int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *written);
+int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *cursor, size_t max,
+                              size_t *written);
 
 /**
  * Applies every operation of |batch| atomically (one RocksDB WriteBatch, or

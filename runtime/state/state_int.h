@@ -110,6 +110,7 @@ struct sf_state_batch_s {
      * [klen, vlen: two host uint32, vlen UINT32_MAX for a delete] [key] [value]. */
     sf__sbuf_t staged;
     size_t nstore;                    /* operations in the store's batch */
+    uint32_t sweep;                   /* write-back: the cache's sweep under way */
     struct sf_state_batch_s *out;     /* write-back: the batch sf_state_batch_write_back
                                          writes with (made on first use) */
     /* The savepoint: the lengths above when it was set (the store keeps its own). */

@@ -30,6 +30,7 @@ typedef struct {
     size_t cap;    /* bytes allocated at |data| (0 when empty) */
     uint64_t used; /* the cache's clock at the last hit or fill */
     bool dirty;    /* newer than the store */
+    uint32_t gen;  /* the sweep under way when it was last written */
 } entry_t;
 
 /* A transaction log record: the entry as it was (then klen + vlen bytes). */
@@ -43,13 +44,14 @@ struct sf__vcache_s {
     entry_t *e;
     size_t mask; /* sets - 1; entries = 2 * sets */
     size_t bytes, budget;
-    size_t ndirty;
+    size_t ndirty, max_dirty;
     uint64_t clock;
+    uint32_t gen;  /* sweeps begun (sf__vcache_sweep) */
     bool in_tx;
     sf__sbuf_t undo;
 };
 
-sf__vcache_t *sf__vcache_new(size_t slots, size_t budget)
+sf__vcache_t *sf__vcache_new(size_t slots, size_t budget, size_t dirty)
 {
     sf__vcache_t *c = sf_xcalloc(1, sizeof *c);
     size_t sets = 1;
@@ -58,6 +60,7 @@ sf__vcache_t *sf__vcache_new(size_t slots, size_t budget)
     c->e = sf_xcalloc(sets * 2, sizeof *c->e);
     c->mask = sets - 1;
     c->budget = budget;
+    c->max_dirty = dirty;
     sf__sbuf_init(&c->undo);
     return c;
 }
@@ -148,6 +151,7 @@ static void fill(sf__vcache_t *c, entry_t *x, uint64_t h, const uint8_t *key, si
     x->klen = (uint32_t)klen;
     x->vlen = val ? (uint32_t)vlen : ABSENT;
     x->used = ++c->clock;
+    x->gen = c->gen;
     c->ndirty += (size_t)dirty - (size_t)x->dirty;
     x->dirty = dirty;
 }
@@ -218,9 +222,11 @@ int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const
     uint64_t h = XXH3_64bits(key, klen);
     entry_t *set, *x = find(c, key, klen, h, &set);
     bool same = x != NULL;
+    /* Past the dirty bound only a key that is dirty already stays so. */
+    bool dirty = c->ndirty < c->max_dirty || (x && x->dirty);
 
-    if (!x)
-        x = victim(set, true);
+    if (!x && !(x = victim(set, dirty)))
+        return -1;
     if (!fits(c, x, klen, val, vlen)) {
         if (same) { /* the caller writes the newer value */
             log_entry(c, x);
@@ -232,8 +238,8 @@ int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const
     if (!same && x->data && x->dirty)
         spill(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
               user_data);
-    fill(c, x, h, key, klen, val, vlen, true);
-    return 0;
+    fill(c, x, h, key, klen, val, vlen, dirty);
+    return dirty ? 0 : 1;
 }
 
 void sf__vcache_begin(sf__vcache_t *c)
@@ -279,27 +285,42 @@ void sf__vcache_end(sf__vcache_t *c, bool keep)
              u.was.vlen == ABSENT ? NULL : c->undo.p + at[n] + sizeof u + u.was.klen,
              value_len(&u.was), u.was.dirty);
         x->used = u.was.used;
+        x->gen = u.was.gen;
     }
     free(at);
     c->undo.len = 0;
 }
 
-void sf__vcache_each_dirty(sf__vcache_t *c, sf__vcache_kv_cb cb, void *user_data)
+size_t sf__vcache_end_pos(const sf__vcache_t *c) { return entries(c); }
+
+uint32_t sf__vcache_sweep(sf__vcache_t *c) { return ++c->gen; }
+
+/* Whether a sweep begun as |gen| writes |x|: dirty before it began. */
+static bool swept(const entry_t *x, uint32_t gen)
 {
-    size_t i;
-    for (i = 0; i < entries(c); i++) {
-        entry_t *x = &c->e[i];
-        if (x->data && x->dirty)
-            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
-               user_data);
-    }
+    return x->data && x->dirty && (int32_t)(x->gen - gen) < 0;
 }
 
-void sf__vcache_mark_clean(sf__vcache_t *c)
+size_t sf__vcache_each_dirty(sf__vcache_t *c, uint32_t gen, size_t from, size_t max,
+                             sf__vcache_kv_cb cb, void *user_data)
+{
+    size_t i, n = 0;
+    for (i = from; i < entries(c) && n < max; i++) {
+        entry_t *x = &c->e[i];
+        if (swept(x, gen)) {
+            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
+               user_data);
+            n++;
+        }
+    }
+    return i;
+}
+
+void sf__vcache_mark_clean(sf__vcache_t *c, uint32_t gen, size_t from, size_t to)
 {
     size_t i;
-    for (i = 0; i < entries(c) && c->ndirty > 0; i++)
-        if (c->e[i].dirty) {
+    for (i = from; i < to && i < entries(c); i++)
+        if (swept(&c->e[i], gen)) {
             c->e[i].dirty = false;
             c->ndirty--;
         }

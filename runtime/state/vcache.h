@@ -43,9 +43,11 @@
 #include "sf_common.h"
 
 #define SF__VCACHE_MAX_VALUE 4096
-/* A worker batch's cache: 64k entries, at most 32 MiB (docs/state.md). */
+/* A worker batch's cache: 64k entries, at most 32 MiB, of which at most 4 096
+ * dirty (docs/state.md). */
 #define SF__VCACHE_SLOTS 65536
 #define SF__VCACHE_BUDGET ((size_t)32 << 20)
+#define SF__VCACHE_DIRTY 4096
 
 typedef struct sf__vcache_s sf__vcache_t;
 
@@ -53,8 +55,11 @@ typedef struct sf__vcache_s sf__vcache_t;
 typedef void (*sf__vcache_kv_cb)(const uint8_t *key, size_t klen, const uint8_t *val,
                                  size_t vlen, void *user_data);
 
-/** A cache of |slots| entries (rounded up to a power of two) and |budget| bytes. */
-sf__vcache_t *sf__vcache_new(size_t slots, size_t budget);
+/**
+ * A cache of |slots| entries (rounded up to a power of two) and |budget|
+ * bytes, at most |dirty| of them dirty.
+ */
+sf__vcache_t *sf__vcache_new(size_t slots, size_t budget, size_t dirty);
 /** Frees |c| (NULL is fine), dirty entries included. */
 void sf__vcache_free(sf__vcache_t *c);
 
@@ -76,8 +81,13 @@ void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint
 /**
  * Caches the committed write |key| -> |val| (NULL: deleted) as dirty. A dirty
  * entry of another key that it displaces is first handed to |spill|. Returns
- * 0, or -1 when the write does not fit (too big, or over the budget): then
- * no entry of |key| is left and the caller must write it to the store.
+ * 0; or 1 when the cache holds as many dirty entries as it may and |key| is
+ * not one of them: it is cached clean, and the caller must write it to the
+ * store; or -1 when the write does not fit (too big, or over the budget):
+ * then no entry of |key| is left and the caller must write it to the store.
+ * (The dirty bound keeps what a checkpoint writes back small: with more
+ * addresses than that, the ones written first stay dirty until the next
+ * write-back and the rest are written through.)
  */
 int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
                          size_t vlen, sf__vcache_kv_cb spill, void *user_data);
@@ -87,10 +97,25 @@ void sf__vcache_begin(sf__vcache_t *c);
 /** Ends the transaction: keeps its changes (|keep|) or puts back what was there. */
 void sf__vcache_end(sf__vcache_t *c, bool keep);
 
-/** Hands every dirty entry to |cb|, in no set order; they stay dirty. */
-void sf__vcache_each_dirty(sf__vcache_t *c, sf__vcache_kv_cb cb, void *user_data);
-/** Marks every entry clean (after the caller wrote them all to the store). */
-void sf__vcache_mark_clean(sf__vcache_t *c);
+/**
+ * Begins a sweep: returns its number, which the calls below take, so that
+ * they pass over what was written since it began (a sweep that went after
+ * every new write might not end while its owner goes on writing).
+ */
+uint32_t sf__vcache_sweep(sf__vcache_t *c);
+/**
+ * Hands the entries dirty since before sweep |gen| from position |from| on to
+ * |cb| (they stay dirty), at most |max| of them, and returns the position
+ * after the last one looked at: a sweep starts at 0 and is complete when the
+ * result is sf__vcache_end_pos(c). Positions are stable while the cache is
+ * not changed.
+ */
+size_t sf__vcache_each_dirty(sf__vcache_t *c, uint32_t gen, size_t from, size_t max,
+                             sf__vcache_kv_cb cb, void *user_data);
+/** Marks those entries at positions [from, to) clean (after the caller wrote them). */
+void sf__vcache_mark_clean(sf__vcache_t *c, uint32_t gen, size_t from, size_t to);
+/** The position after the last entry. */
+size_t sf__vcache_end_pos(const sf__vcache_t *c);
 /** The number of dirty entries. */
 size_t sf__vcache_dirty(const sf__vcache_t *c);
 

@@ -220,6 +220,7 @@ typedef struct {
     uv_thread_t self;
     sf_worker_t *ran_on;
     int calls;
+    int steps; /* record_step: done after this many */
 } call_arg_t;
 
 static void record_call(sf_worker_t *w, void *arg)
@@ -228,6 +229,13 @@ static void record_call(sf_worker_t *w, void *arg)
     c->self = uv_thread_self();
     c->ran_on = w;
     c->calls++;
+}
+
+static bool record_step(sf_worker_t *w, void *arg)
+{
+    call_arg_t *c = arg;
+    record_call(w, arg);
+    return --c->steps <= 0;
 }
 
 START_TEST(test_worker_call)
@@ -253,17 +261,26 @@ START_TEST(test_worker_call)
         }
     ck_assert_int_eq(c.calls, 100);
     {
-        /* On every worker at once, each with its own argument. */
+        /* Steps on every worker at once, each with its own argument, until done. */
         call_arg_t each[2] = {{0}, {0}};
         void *args[2] = {&each[0], &each[1]};
         int rvs[2] = {-1, -1};
-        sf_workers_call_each(&g, record_call, args, rvs);
+        each[0].steps = 3;
+        each[1].steps = 5;
+        sf_workers_step_each(&g, record_step, args, rvs);
         for (i = 0; i < g.n; i++) {
             ck_assert_int_eq(rvs[i], 0);
-            ck_assert_int_eq(each[i].calls, 1);
             ck_assert_ptr_eq(each[i].ran_on, g.w[i]);
             ck_assert(uv_thread_equal(&each[i].self, &g.w[i]->_thread));
         }
+        ck_assert_int_eq(each[0].calls, 3);
+        ck_assert_int_eq(each[1].calls, 5);
+        args[0] = NULL; /* skipped */
+        each[1].steps = 1;
+        sf_workers_step_each(&g, record_step, args, rvs);
+        ck_assert_int_eq(rvs[0], 0);
+        ck_assert_int_eq(each[0].calls, 3);
+        ck_assert_int_eq(each[1].calls, 6);
     }
     sf_workers_stop(&g);
     for (i = 0; i < g.n; i++)
@@ -273,7 +290,8 @@ START_TEST(test_worker_call)
         call_arg_t each[2] = {{0}, {0}};
         void *args[2] = {&each[0], &each[1]};
         int rvs[2] = {0, 0};
-        sf_workers_call_each(&g, record_call, args, rvs);
+        each[0].steps = each[1].steps = 2;
+        sf_workers_step_each(&g, record_step, args, rvs);
         ck_assert_int_eq(rvs[0], SF_ECANCELED);
         ck_assert_int_eq(rvs[1], SF_ECANCELED);
         ck_assert_int_eq(each[0].calls + each[1].calls, 0);

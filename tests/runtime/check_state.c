@@ -1140,7 +1140,7 @@ END_TEST
  * budget, is not cached and drops the key's older entry. */
 START_TEST(test_vcache)
 {
-    sf__vcache_t *c = sf__vcache_new(8, 600);
+    sf__vcache_t *c = sf__vcache_new(8, 600, 8);
     static uint8_t big[SF__VCACHE_MAX_VALUE + 1];
     sf_buf_t buf;
     char k[16], val[16];
@@ -1223,7 +1223,7 @@ static int vc_get(sf__vcache_t *c, const char *k, char *out)
  * entries are handed out until marked clean. */
 START_TEST(test_vcache_dirty)
 {
-    sf__vcache_t *c = sf__vcache_new(2, 4096); /* one set of two entries */
+    sf__vcache_t *c = sf__vcache_new(2, 4096, 4); /* one set of two entries */
     sf_buf_t spilled, dirty;
     char v[64];
     sf_buf_init(&spilled, NULL);
@@ -1286,22 +1286,68 @@ START_TEST(test_vcache_dirty)
     sf__vcache_each_prefix(c, (const uint8_t *)"c", 1, collect_kv, &dirty);
     ck_assert_uint_eq(dirty.len, 4);
     sf_buf_reset(&dirty);
-    sf__vcache_each_dirty(c, collect_kv, &dirty);
-    ck_assert_uint_eq(dirty.len, 4);
-    ck_assert(memcmp(dirty.base, "c=3;", 4) == 0);
-    sf__vcache_mark_clean(c);
-    ck_assert_uint_eq(sf__vcache_dirty(c), 0);
-    sf_buf_reset(&dirty);
-    sf__vcache_each_dirty(c, collect_kv, &dirty);
-    ck_assert_uint_eq(dirty.len, 0);
+    {
+        uint32_t gen = sf__vcache_sweep(c);
+        /* Written after the sweep began: not its business. */
+        ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"n", 1, NULL, 0, collect_kv,
+                                              &spilled), 0);
+        ck_assert_uint_eq(sf__vcache_each_dirty(c, gen, 0, 10, collect_kv, &dirty),
+                          sf__vcache_end_pos(c));
+        ck_assert_uint_eq(dirty.len, 4);
+        ck_assert(memcmp(dirty.base, "c=3;", 4) == 0);
+        sf__vcache_mark_clean(c, gen, 0, sf__vcache_end_pos(c));
+        ck_assert_uint_eq(sf__vcache_dirty(c), 1);
+        gen = sf__vcache_sweep(c);
+        sf_buf_reset(&dirty);
+        sf__vcache_each_dirty(c, gen, 0, 10, collect_kv, &dirty);
+        ck_assert_uint_eq(dirty.len, 5);
+        ck_assert(memcmp(dirty.base, "n=--;", 5) == 0);
+        sf__vcache_mark_clean(c, gen, 0, sf__vcache_end_pos(c));
+        ck_assert_uint_eq(sf__vcache_dirty(c), 0);
+        sf_buf_reset(&dirty);
+        sf__vcache_each_dirty(c, sf__vcache_sweep(c), 0, 10, collect_kv, &dirty);
+        ck_assert_uint_eq(dirty.len, 0);
+    }
     /* Clean now, so a read may replace it. */
     sf__vcache_clear(c);
     ck_assert_int_eq(vc_get(c, "c", v), -1);
+    sf__vcache_free(c);
+
+    /* The dirty bound: past it, a key not dirty yet is cached clean, to be written
+     * through by the caller; a dirty one stays dirty. */
+    c = sf__vcache_new(64, 4096, 2);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1, (const uint8_t *)"1", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"b", 1, (const uint8_t *)"2", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"c", 1, (const uint8_t *)"3", 1,
+                                          collect_kv, &spilled), 1);
+    ck_assert_int_eq(vc_get(c, "c", v), 1);
+    ck_assert_str_eq(v, "3");
+    ck_assert_int_eq(sf__vcache_put_dirty(c, (const uint8_t *)"a", 1, (const uint8_t *)"4", 1,
+                                          collect_kv, &spilled), 0);
+    ck_assert_uint_eq(sf__vcache_dirty(c), 2);
     sf__vcache_free(c);
     sf_buf_dispose(&spilled);
     sf_buf_dispose(&dirty);
 }
 END_TEST
+
+/* A whole write-back sweep in steps of |max|; returns the number of steps. */
+static int sweep(sf_state_batch_t *batch, size_t max, size_t *written)
+{
+    size_t cursor = 0, n;
+    int rv, steps = 0;
+    *written = 0;
+    do {
+        rv = sf_state_batch_write_back(batch, &cursor, max, &n);
+        ck_assert_int_ge(rv, 0);
+        ck_assert_uint_le(n, max);
+        *written += n;
+        steps++;
+    } while (rv == 0 && steps < 1000000);
+    return steps;
+}
 
 static int count_states_cb(const sf_state_entry_t *e, void *ud)
 {
@@ -1360,11 +1406,11 @@ START_TEST(test_write_back)
         ck_assert_int_eq(sf_state_batch_commit(batch), 0);
         ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
         ck_assert_str_eq(val, "v1");
-        ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
+        ck_assert_int_eq(sweep(batch, 512, &written), 1);
         ck_assert_uint_eq(written, 1);
         ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
         ck_assert_str_eq(val, "v1");
-        ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
+        sweep(batch, 512, &written);
         ck_assert_uint_eq(written, 0);
     }
     /* More addresses than the cache has entries: most spill at commit. */
@@ -1380,8 +1426,8 @@ START_TEST(test_write_back)
             ck_assert_int_eq(sf_state_batch_commit(batch), 0);
     }
     ck_assert_int_eq(sf_state_batch_commit(batch), 0);
-    ck_assert_int_eq(sf_state_batch_write_back(batch, &written), 0);
-    ck_assert_uint_gt(written, 0);
+    ck_assert_int_gt(sweep(batch, 1000, &written), 1); /* in steps of at most 1 000 */
+    ck_assert_uint_gt(written, 1000);
     ck_assert_uint_lt(written, N);
     ck_assert_int_eq(sf_state_checkpoint(b, cp), 0);
     sf_state_batch_free(other);
