@@ -43,6 +43,7 @@ static int pong(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
 {
     const char *id = sf_self(ctx)->id, *colon = strchr(id, ':');
     char peer[256];
+    size_t x, y;
     int32_t k = 0;
     int rv;
 
@@ -50,10 +51,15 @@ static int pong(sf_ctx_t *ctx, const sf_message_t *msg, void *user_data)
         return rv;
     if (!sf_message_is_int(msg) || sf_message_as_int(msg, &k) != 0 || k <= 0 || !colon)
         return 0;
-    /* X:Y -> Y:X */
-    if (snprintf(peer, sizeof peer, "%s:%.*s", colon + 1, (int)(colon - id), id) >=
-        (int)sizeof peer)
+    /* X:Y -> Y:X (copied: snprintf was 6% of the runtime's samples at 1M msg/s) */
+    x = (size_t)(colon - id);
+    y = strlen(colon + 1);
+    if (x + y + 2 > sizeof peer)
         return SF_EINVAL;
+    memcpy(peer, colon + 1, y);
+    peer[y] = ':';
+    memcpy(peer + y + 1, id, x);
+    peer[x + y + 1] = '\0';
     return sf_send_int(ctx, "bench/pong", peer, k - 1);
 }
 
