@@ -99,16 +99,17 @@ void sf__vcache_end(sf__vcache_t *c, bool keep);
 
 /**
  * Begins a sweep: returns its number, which the calls below take, so that
- * they pass over what was written since it began (a sweep that went after
- * every new write might not end while its owner goes on writing).
+ * they pass over entries written since it began (a sweep that went after
+ * every new write might not end while its owner goes on writing; what it
+ * passes over stays dirty for the next sweep).
  */
 uint32_t sf__vcache_sweep(sf__vcache_t *c);
 /**
- * Hands the entries dirty since before sweep |gen| from position |from| on to
+ * Hands the dirty entries not written since sweep |gen| began, from position |from| on, to
  * |cb| (they stay dirty), at most |max| of them, and returns the position
  * after the last one looked at: a sweep starts at 0 and is complete when the
- * result is sf__vcache_end_pos(c). Positions are stable while the cache is
- * not changed.
+ * result is sf__vcache_end_pos(c). Positions are the table's slots, so a
+ * sweep may go on while the cache changes between calls.
  */
 size_t sf__vcache_each_dirty(sf__vcache_t *c, uint32_t gen, size_t from, size_t max,
                              sf__vcache_kv_cb cb, void *user_data);
