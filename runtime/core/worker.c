@@ -348,7 +348,13 @@ static void finish_calls(sf_worker_t *w, bool run)
         c->rv = run ? 0 : SF_ECANCELED;
         c->done = true;
     }
-    if (again) {
+    if (again && !w->_accepting) { /* stopped meanwhile */
+        for (c = again; c; c = next) {
+            next = c->next;
+            c->rv = SF_ECANCELED;
+            c->done = true;
+        }
+    } else if (again) {
         *again_tail = w->_calls;
         w->_calls = again;
         atomic_store_explicit(&w->_call_waiting, true, memory_order_relaxed);
