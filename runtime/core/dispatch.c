@@ -1020,6 +1020,7 @@ bool sf_dispatch_write_back(sf_worker_t *w, void *arg)
     int rv;
     if (!wc)
         return true;
+    sf_state_batch_close_dirty(wc->batch, x->close_dirty);
     /* With commits held the worker's messages wait for the sweep anyway: one step. */
     rv = sf_state_batch_write_back(wc->batch, &x->cursor,
                                    sf_workers_commits_held(w->group) ? SIZE_MAX

@@ -93,6 +93,7 @@ sf_state_batch_t *sf_dispatch_batch(sf_worker_t *w);
  */
 #define SF_WRITE_BACK_STEP 64
 typedef struct sf_write_back_arg_s {
+    bool close_dirty; /* in: sf_state_batch_close_dirty with this, first */
     size_t cursor; /* where the next step starts */
     int rv;        /* 0, or SF_ESTATE (the sweep stopped) */
     size_t n;      /* values written */

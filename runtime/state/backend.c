@@ -461,6 +461,12 @@ int sf_state_batch_commit(sf_state_batch_t *batch)
     return 0;
 }
 
+void sf_state_batch_close_dirty(sf_state_batch_t *batch, bool closed)
+{
+    if (writes_back(batch))
+        sf__vcache_close_dirty(batch->cache, closed);
+}
+
 static void out_op(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
 {
     store_op(ud, key, klen, val, vlen);

@@ -268,6 +268,15 @@ int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *cursor, size_t ma
                               size_t *written);
 
 /**
+ * Write-back: closes (|closed|) or opens |batch|'s cache to new dirty entries.
+ * While closed, a committed state value whose key is not dirty already goes
+ * to the store with the commit (as past the dirty bound). Before a
+ * checkpoint's pause, so that its write-back while commits are held is small.
+ * Without write-back it does nothing. Batch's thread.
+ */
+void sf_state_batch_close_dirty(sf_state_batch_t *batch, bool closed);
+
+/**
  * Applies every operation of |batch| atomically (one RocksDB WriteBatch, or
  * one pass over the memory maps with each key group locked while it is
  * written), then clears it. Returns 0 or SF_ESTATE (the batch is kept, so the

@@ -45,6 +45,7 @@ struct sf__vcache_s {
     size_t mask; /* sets - 1; entries = 2 * sets */
     size_t bytes, budget;
     size_t ndirty, max_dirty;
+    bool closed;   /* no new dirty entries (sf__vcache_close_dirty) */
     uint64_t clock;
     uint32_t gen;  /* sweeps begun (sf__vcache_sweep) */
     bool in_tx;
@@ -98,6 +99,8 @@ void sf__vcache_free(sf__vcache_t *c)
 }
 
 size_t sf__vcache_bytes(const sf__vcache_t *c) { return c->bytes; }
+
+void sf__vcache_close_dirty(sf__vcache_t *c, bool closed) { c->closed = closed; }
 
 size_t sf__vcache_dirty(const sf__vcache_t *c) { return c->ndirty; }
 
@@ -223,7 +226,7 @@ int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const
     entry_t *set, *x = find(c, key, klen, h, &set);
     bool same = x != NULL;
     /* Past the dirty bound only a key that is dirty already stays so. */
-    bool dirty = c->ndirty < c->max_dirty || (x && x->dirty);
+    bool dirty = (!c->closed && c->ndirty < c->max_dirty) || (x && x->dirty);
 
     if (!x && !(x = victim(set, dirty)))
         return -1;

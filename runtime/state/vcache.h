@@ -92,6 +92,14 @@ void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint
 int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
                          size_t vlen, sf__vcache_kv_cb spill, void *user_data);
 
+/**
+ * Closes (|closed|) or opens the cache to new dirty entries: while closed,
+ * sf__vcache_put_dirty keeps dirty only the keys that are dirty already (as past
+ * the dirty bound). A checkpoint closes it for the moments before its pause,
+ * so that little is left to write back while commits are held.
+ */
+void sf__vcache_close_dirty(sf__vcache_t *c, bool closed);
+
 /** Starts logging changes (one level; not while one is open). */
 void sf__vcache_begin(sf__vcache_t *c);
 /** Ends the transaction: keeps its changes (|keep|) or puts back what was there. */

@@ -1412,6 +1412,32 @@ START_TEST(test_write_back)
         ck_assert_str_eq(val, "v1");
         sweep(batch, 512, &written);
         ck_assert_uint_eq(written, 0);
+        /* Closed to new dirty entries: a new key goes to the store with its commit,
+         * a dirty one stays in the cache; open again, new keys stay cached. */
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v2", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        sf_state_batch_close_dirty(batch, true);
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v3", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "c", "t", (const uint8_t *)"c1", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v1");
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "c", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "c1");
+        ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v3");
+        sf_state_batch_close_dirty(batch, false);
+        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "d", "t", (const uint8_t *)"d1", 2,
+                                            SF_STATE_TTL_NONE, 0, 0), 0);
+        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "d", 0, 0, NULL, NULL), 0);
+        ck_assert_int_eq(sweep(batch, 512, &written), 1);
+        ck_assert_uint_eq(written, 2);
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "v3");
     }
     /* More addresses than the cache has entries: most spill at commit. */
     for (i = 0; i < N; i++) {
@@ -1446,7 +1472,9 @@ START_TEST(test_write_back)
             ck_assert_str_eq(val, want);
         }
         ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, val, NULL), 1);
-        ck_assert_str_eq(val, "v1");
+        ck_assert_str_eq(val, "v3");
+        ck_assert_int_eq(get(&f, NULL, 4, "a", "d", 0, 0, val, NULL), 1);
+        ck_assert_str_eq(val, "d1");
     }
     sf_state_close(b2);
     sf_test_rmtree(tmp);
