@@ -572,23 +572,21 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
 
     /* Before the pause: write the cached state back and the memtables out, so
      * that the checkpoint after the pause writes (or, with a WAL, copies) only
-     * what was committed since. */
-    if ((rv = write_back(rt, false, &written)) != 0) {
-        sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);
-        rmtree(path);
-        return rv;
-    }
-    sf_state_flush(rt->state);
-    /* What the caches took during the flush: written now, not while commits are
-     * held; and until then no new dirty entries, so that those few moments before
-     * the pause leave little to write while commits are held (a million addresses
-     * written uniformly filled the caches again: 8 192 values, a 100 ms hold). */
-    if ((rv = write_back(rt, true, &written_late)) != 0) {
+     * what was committed since. Two sweeps: the second writes what the caches
+     * took during the first, and from its start until the pause they take no new
+     * dirty entries (those are written with their commits, as without the cache),
+     * so that little is left to write while commits are held (with a million
+     * addresses written uniformly the caches filled again: 8 192 values and a
+     * 100 ms hold). The flush comes last, so that the checkpoint's own flush
+     * has only the moments from it to the pause to write. */
+    if ((rv = write_back(rt, false, &written)) != 0 ||
+        (rv = write_back(rt, true, &written_late)) != 0) {
         sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);
         rmtree(path);
         return rv;
     }
     written += written_late;
+    sf_state_flush(rt->state);
     start = uv_hrtime();
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
     sa.out = sf_xcalloc(rt->workers.n, sizeof *sa.out);
