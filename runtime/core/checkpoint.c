@@ -510,29 +510,27 @@ static void collect(sf_checkpointer_t *c)
 
 /* Write-back: every worker sweeps the state its cache holds back into the store,
  * on its own thread, all at once, a step a loop turn (so their loops go on), its
- * cache closed to new dirty entries (|close|) or open. Returns 0 or the first
- * failure. */
+ * cache closed to new dirty entries (|close|) or open. Adds the values written to
+ * |*written|. A worker that stopped first (its step cancelled) has nothing cached
+ * to lose. Returns 0 or the first failure. */
 static int write_back(sf_rt_t *rt, bool close, size_t *written)
 {
     size_t i, n = rt->workers.n;
     sf_write_back_arg_t *x = sf_xcalloc(n, sizeof *x);
     void **args = sf_xcalloc(n, sizeof *args);
-    int *rvs = sf_xcalloc(n, sizeof *rvs), rv = 0;
+    int rv = 0;
     for (i = 0; i < n; i++) {
         x[i].close_dirty = close;
         args[i] = &x[i];
     }
-    sf_workers_step_each(&rt->workers, sf_dispatch_write_back, args, rvs);
-    *written = 0;
+    sf_workers_step_each(&rt->workers, sf_dispatch_write_back, args, NULL);
     for (i = 0; i < n; i++) {
-        /* A worker that stopped first has nothing cached to lose (SF_ECANCELED). */
-        if (rv == 0 && x[i].rv != 0)
+        if (rv == 0)
             rv = x[i].rv;
         *written += x[i].n;
     }
     free(x);
     free(args);
-    free(rvs);
     return rv;
 }
 
@@ -552,7 +550,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     files_t files;
     char path[4096], state[4096];
     uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
-    size_t written = 0, written_late = 0, written_held = 0;
+    size_t written = 0, written_held = 0;
     size_t i, j;
     bool concurrent;
     int rv = 0;
@@ -580,12 +578,11 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
      * 100 ms hold). The flush comes last, so that the checkpoint's own flush
      * has only the moments from it to the pause to write. */
     if ((rv = write_back(rt, false, &written)) != 0 ||
-        (rv = write_back(rt, true, &written_late)) != 0) {
+        (rv = write_back(rt, true, &written)) != 0) {
         sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);
         rmtree(path);
         return rv;
     }
-    written += written_late;
     sf_state_flush(rt->state);
     start = uv_hrtime();
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);

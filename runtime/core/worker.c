@@ -306,9 +306,32 @@ void sf_workers_step_each(sf_workers_t *g, sf_worker_step_fn step, void *const *
         if (args[i])
             call_post(g->w[i], &c[i]);
     }
-    for (i = 0; i < g->n; i++)
-        rvs[i] = call_wait(g->w[i], &c[i]);
+    for (i = 0; i < g->n; i++) {
+        int rv = call_wait(g->w[i], &c[i]);
+        if (rvs)
+            rvs[i] = rv;
+    }
     free(c);
+}
+
+/* Runs |c| once; whether it is finished (a step call may want another turn). */
+static bool run_call(sf_worker_t *w, sf_worker_call_t *c)
+{
+    if (c->step)
+        return c->step(w, c->arg);
+    c->fn(w, c->arg);
+    return true;
+}
+
+/* Marks the calls of |list| done with |rv|. Under the call lock. */
+static void calls_done(sf_worker_call_t *list, int rv)
+{
+    sf_worker_call_t *c, *next;
+    for (c = list; c; c = next) {
+        next = c->next;
+        c->rv = rv;
+        c->done = true;
+    }
 }
 
 /* Runs (|run|) or cancels the waiting calls, oldest first, and wakes their callers;
@@ -332,7 +355,7 @@ static void finish_calls(sf_worker_t *w, bool run)
     if (run) {
         sf_worker_call_t **link = &fifo;
         while ((c = *link) != NULL) {
-            if (c->step ? c->step(w, c->arg) : (c->fn(w, c->arg), true)) {
+            if (run_call(w, c)) {
                 link = &c->next;
                 continue;
             }
@@ -343,17 +366,9 @@ static void finish_calls(sf_worker_t *w, bool run)
         }
     }
     uv_mutex_lock(&w->_call_lock);
-    for (c = fifo; c; c = next) {
-        next = c->next;
-        c->rv = run ? 0 : SF_ECANCELED;
-        c->done = true;
-    }
+    calls_done(fifo, run ? 0 : SF_ECANCELED);
     if (again && !w->_accepting) { /* stopped meanwhile */
-        for (c = again; c; c = next) {
-            next = c->next;
-            c->rv = SF_ECANCELED;
-            c->done = true;
-        }
+        calls_done(again, SF_ECANCELED);
     } else if (again) {
         *again_tail = w->_calls;
         w->_calls = again;

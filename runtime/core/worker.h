@@ -243,9 +243,9 @@ typedef bool (*sf_worker_step_fn)(sf_worker_t *w, void *arg);
 /**
  * Runs |step| with |args|[i] on worker i's thread (none when |args|[i] is
  * NULL), on every worker at once, once a loop turn until it returns true, and
- * returns when every one is done; |rvs|[i] is worker i's result (0, or
- * SF_ECANCELED when the worker stopped first; 0 for a worker skipped). Any
- * thread but a worker's.
+ * returns when every one is done; |rvs|[i] (|rvs| NULL: not wanted) is worker
+ * i's result (0, or SF_ECANCELED when the worker stopped first; 0 for a worker
+ * skipped). Any thread but a worker's.
  */
 void sf_workers_step_each(sf_workers_t *g, sf_worker_step_fn step, void *const *args, int *rvs);
 

@@ -388,7 +388,9 @@ static int cache_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, s
     return 0;
 }
 
-static void spill(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
+/* sf__vcache_kv_cb: adds the key to the store's batch |ud| (a spilled dirty entry,
+ * or a value a write-back sweep writes). */
+static void store_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
 {
     store_op(ud, key, klen, val, vlen);
 }
@@ -408,7 +410,7 @@ static void stage_into_cache(sf_state_batch_t *batch)
         klen = h[0];
         val = h[1] == UINT32_MAX ? NULL : key + klen;
         n = val ? h[1] : 0;
-        if (sf__vcache_put_dirty(batch->cache, key, klen, val, n, spill, batch) != 0)
+        if (sf__vcache_put_dirty(batch->cache, key, klen, val, n, store_kv, batch) != 0)
             store_op(batch, key, klen, val, n);
         p = key + klen + n;
     }
@@ -467,11 +469,6 @@ void sf_state_batch_close_dirty(sf_state_batch_t *batch, bool closed)
         sf__vcache_close_dirty(batch->cache, closed);
 }
 
-static void out_op(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ud)
-{
-    store_op(ud, key, klen, val, vlen);
-}
-
 int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *cursor, size_t max,
                               size_t *written)
 {
@@ -490,7 +487,7 @@ int sf_state_batch_write_back(sf_state_batch_t *batch, size_t *cursor, size_t ma
     }
     if (from == 0)
         batch->sweep = sf__vcache_sweep(batch->cache);
-    to = sf__vcache_each_dirty(batch->cache, batch->sweep, from, max, out_op, out);
+    to = sf__vcache_each_dirty(batch->cache, batch->sweep, from, max, store_kv, out);
     n = out->nstore;
     if (n > 0 && (rv = b->vt->batch_write(out)) != 0) {
         sf_state_batch_clear(out);

@@ -195,54 +195,52 @@ int sf__vcache_get(sf__vcache_t *c, const uint8_t *key, size_t klen, sf_buf_t *o
     return 1;
 }
 
-void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
-                    size_t vlen)
-{
-    uint64_t h = XXH3_64bits(key, klen);
-    entry_t *set, *x = find(c, key, klen, h, &set);
-
-    if (x && x->dirty) {
-        sf_log_error("state cache: a store read would replace a newer value");
-        abort();
-    }
-    if (!x && !(x = victim(set, false)))
-        return; /* both ways hold dirty entries */
-    if (!fits(c, x, klen, val, vlen)) {
-        /* An older entry of this key must not outlive the write. */
-        if (x->data && x->hash == h && x->klen == klen && memcmp(x->data, key, klen) == 0) {
-            log_entry(c, x);
-            drop(c, x);
-        }
-        return;
-    }
-    log_entry(c, x);
-    fill(c, x, h, key, klen, val, vlen, false);
-}
-
-int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
-                         size_t vlen, sf__vcache_kv_cb spill, void *user_data)
+/* Caches |key| -> |val|: as read from the store (!|write|), or as a committed
+ * write (dirty, within the bounds). A clean fill never displaces a dirty entry;
+ * a dirty one displaced by a write goes to |spill| first. Returns as
+ * sf__vcache_put_dirty. */
+static int place(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                 size_t vlen, bool write, sf__vcache_kv_cb spill, void *user_data)
 {
     uint64_t h = XXH3_64bits(key, klen);
     entry_t *set, *x = find(c, key, klen, h, &set);
     bool same = x != NULL;
     /* Past the dirty bound only a key that is dirty already stays so. */
-    bool dirty = (!c->closed && c->ndirty < c->max_dirty) || (x && x->dirty);
+    bool dirty = write && ((!c->closed && c->ndirty < c->max_dirty) || (x && x->dirty));
 
+    if (!write && x && x->dirty) {
+        sf_log_error("state cache: a store read would replace a newer value");
+        abort();
+    }
     if (!x && !(x = victim(set, dirty)))
-        return -1;
+        return -1; /* both ways hold dirty entries */
     if (!fits(c, x, klen, val, vlen)) {
-        if (same) { /* the caller writes the newer value */
+        /* An older entry of this key must not outlive the write (the caller
+         * writes the newer value to the store). */
+        if (same) {
             log_entry(c, x);
             drop(c, x);
         }
         return -1;
     }
     log_entry(c, x);
-    if (!same && x->data && x->dirty)
+    if (!same && x->data && x->dirty) /* only a dirty write takes a dirty way */
         spill(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
               user_data);
     fill(c, x, h, key, klen, val, vlen, dirty);
-    return dirty ? 0 : 1;
+    return write && !dirty ? 1 : 0;
+}
+
+void sf__vcache_put(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                    size_t vlen)
+{
+    place(c, key, klen, val, vlen, false, NULL, NULL);
+}
+
+int sf__vcache_put_dirty(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, sf__vcache_kv_cb spill, void *user_data)
+{
+    return place(c, key, klen, val, vlen, true, spill, user_data);
 }
 
 void sf__vcache_begin(sf__vcache_t *c)

@@ -1349,13 +1349,6 @@ static int sweep(sf_state_batch_t *batch, size_t max, size_t *written)
     return steps;
 }
 
-static int count_states_cb(const sf_state_entry_t *e, void *ud)
-{
-    (void)e;
-    (*(int *)ud)++;
-    return 0;
-}
-
 /* Write-back (RocksDB without a WAL): what a batch commits is read through it
  * (gets and scans) but not from the store until it is written back; more
  * addresses than the cache holds spill to the store on their own; a rolled-back
@@ -1385,18 +1378,16 @@ START_TEST(test_write_back)
     ck_assert_int_eq(sf_state_batch_new(b, &batch), 0);
     ck_assert_int_eq(sf_state_batch_new(b, &other), 0);
     {
-        fx_t f = {.b = b};
-        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v1", 2,
-                                            SF_STATE_TTL_NONE, 0, 0), 0);
-        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        fx_t f = {.b = b, .batch = batch};
+        put(&f, 4, "a", "s", "t", "v1", SF_STATE_TTL_NONE, 0, 0);
         ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
         ck_assert_str_eq(val, "v1");
         ck_assert_int_eq(get(&f, NULL, 4, "a", "s", 0, 0, NULL, NULL), 0);
         ck_assert_int_eq(get(&f, other, 4, "a", "s", 0, 0, NULL, NULL), 0);
-        ck_assert_int_eq(sf_state_scan_address(b, batch, 4, &a, 0, count_states_cb, &n), 0);
+        ck_assert_int_eq(sf_state_scan_address(b, batch, 4, &a, 0, count_cb, &n), 0);
         ck_assert_int_eq(n, 1);
         n = 0;
-        ck_assert_int_eq(sf_state_scan_address(b, NULL, 4, &a, 0, count_states_cb, &n), 0);
+        ck_assert_int_eq(sf_state_scan_address(b, NULL, 4, &a, 0, count_cb, &n), 0);
         ck_assert_int_eq(n, 0);
         /* Rolled back: neither cached nor written. */
         sf_state_batch_savepoint(batch);
@@ -1414,9 +1405,7 @@ START_TEST(test_write_back)
         ck_assert_uint_eq(written, 0);
         /* Closed to new dirty entries: a new key goes to the store with its commit,
          * a dirty one stays in the cache; open again, new keys stay cached. */
-        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v2", 2,
-                                            SF_STATE_TTL_NONE, 0, 0), 0);
-        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        put(&f, 4, "a", "s", "t", "v2", SF_STATE_TTL_NONE, 0, 0);
         sf_state_batch_close_dirty(batch, true);
         ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "s", "t", (const uint8_t *)"v3", 2,
                                             SF_STATE_TTL_NONE, 0, 0), 0);
@@ -1430,9 +1419,7 @@ START_TEST(test_write_back)
         ck_assert_int_eq(get(&f, batch, 4, "a", "s", 0, 0, val, NULL), 1);
         ck_assert_str_eq(val, "v3");
         sf_state_batch_close_dirty(batch, false);
-        ck_assert_int_eq(sf_state_batch_put(batch, 4, &a, "d", "t", (const uint8_t *)"d1", 2,
-                                            SF_STATE_TTL_NONE, 0, 0), 0);
-        ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+        put(&f, 4, "a", "d", "t", "d1", SF_STATE_TTL_NONE, 0, 0);
         ck_assert_int_eq(get(&f, NULL, 4, "a", "d", 0, 0, NULL, NULL), 0);
         ck_assert_int_eq(sweep(batch, 512, &written), 1);
         ck_assert_uint_eq(written, 2);
