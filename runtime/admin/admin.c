@@ -374,6 +374,11 @@ static void render_io(sf_rt_t *rt, sf_buf_t *out, int *err)
                    "Ingress requests answered 200 (messages durably accepted).");
         outf(out, err, "statefun_ingress_accepted_total %llu\n",
              (unsigned long long)st.ingress_accepted);
+        out_family(out, err, "statefun_ingress_parked_total", "counter",
+                   "Ingress requests that waited for a backpressured key group (then answered "
+                   "200, or 503 after the wait).");
+        outf(out, err, "statefun_ingress_parked_total %llu\n",
+             (unsigned long long)st.ingress_parked);
         out_family(out, err, "statefun_ingress_rejected_total", "counter",
                    "Ingress requests refused, by reason (413 and 431 are answered by the HTTP "
                    "transport and not counted).");

@@ -8,6 +8,13 @@
  * it is answered. Closed batches wait in a FIFO; only its head may finish, so
  * messages are routed and requests answered in arrival order whatever order
  * the persist hook completes them in.
+ *
+ * A request whose key group is not accepting is parked: it waits in a FIFO
+ * that a 1 ms timer retries while it is not empty, and joins a batch once its
+ * key group accepts again, after every earlier parked request of that key
+ * group. A client that pushes harder than the workers go is slowed, not sent
+ * to retry: a 503 costs the client, the I/O thread and the retry CPU that the
+ * workers need. The wait and the parked requests are bounded (io.h).
  */
 #include "ingress.h"
 
@@ -30,6 +37,16 @@ struct sf_ingress_batch_s {
     bool done;                 /* persisted (or failed): may finish */
     int status;                /* 0 or why it failed */
 };
+
+struct sf_ingress_parked_s {
+    sf_ingress_parked_t *next;
+    sf_http_request_t *req;
+    sf_msg_t *m;
+    uint64_t since_ms;
+};
+
+/* How often the parked requests are retried. */
+#define UNPARK_TICK_MS 1
 
 static const sf_http_header_t allow_put_post = {"allow", 5, "PUT, POST", 9};
 
@@ -282,6 +299,105 @@ static void on_flush(uv_check_t *h)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Parked requests                                                            */
+
+static bool accepting(const sf_ingress_t *ing, uint16_t kg)
+{
+    return !ing->hooks->accepting || ing->hooks->accepting(ing->hooks->ud, kg);
+}
+
+static void on_unpark(uv_timer_t *h);
+
+/* Parks |req| and |m| behind the requests of their key group that wait; false
+ * when the wait is full (the caller answers 503). */
+static bool park(sf_ingress_t *ing, sf_http_request_t *req, sf_msg_t *m)
+{
+    sf_ingress_parked_t *p;
+    if (ing->nparked >= SF_IO_MAX_PARKED ||
+        ing->parked_bytes + m->value_len > SF_IO_MAX_PARKED_BYTES)
+        return false;
+    if (!ing->kgs)
+        ing->kgs = sf_xcalloc(ing->max_parallelism, sizeof *ing->kgs);
+    p = sf_xmalloc(sizeof *p);
+    p->next = NULL;
+    p->req = req;
+    p->m = m;
+    p->since_ms = uv_now(ing->loop);
+    *ing->parked_tail = p;
+    ing->parked_tail = &p->next;
+    if (ing->nparked++ == 0)
+        uv_timer_start(&ing->unpark, on_unpark, UNPARK_TICK_MS, UNPARK_TICK_MS);
+    ing->parked_bytes += m->value_len;
+    ing->kgs[m->key_group].parked++;
+    sf__io_count(ing->ctr, SF__IO_IN_PARKED, 1);
+    return true;
+}
+
+static void refuse_backpressured(sf_ingress_t *ing, sf_http_request_t *req, const sf_msg_t *m)
+{
+    /* The target is namespace/type/id, and only the id may hold a '/'. */
+    const char *t = sf_msg_target(m), *slash = strchr(t, '/');
+    int type_len = slash && (slash = strchr(slash + 1, '/')) ? (int)(slash - t) : (int)strlen(t);
+    sf__io_count(ing->ctr, SF__IO_IN_BACKPRESSURED, 1);
+    sf__io_reply(req, 503, &sf__io_retry_after, 1,
+                 "backpressure: the function type %.*s is busy (key group %u)", type_len, t,
+                 (unsigned)m->key_group);
+}
+
+static void refuse_shutting_down(sf_ingress_t *ing, sf_http_request_t *req)
+{
+    sf__io_count(ing->ctr, SF__IO_IN_SHUTTING_DOWN, 1);
+    sf__io_reply(req, 503, &sf__io_retry_after, 1, "the runtime is shutting down");
+}
+
+/* One pass over the parked requests: each joins the batch once its key group
+ * accepts (and no earlier one of that key group stays), or is answered 503
+ * once it waited too long or when the ingress stops (|stopping|). */
+static void unpark_pass(sf_ingress_t *ing, bool stopping)
+{
+    uint64_t now = uv_now(ing->loop);
+    sf_ingress_parked_t **pp = &ing->parked, *p;
+    uint32_t pass = ++ing->pass;
+    while ((p = *pp) != NULL) {
+        sf_ingress_kg_t *kg = &ing->kgs[p->m->key_group];
+        bool admit = false, refuse = stopping;
+        if (!refuse && kg->kept_pass != pass) {
+            admit = accepting(ing, p->m->key_group);
+            refuse = !admit && now - p->since_ms >= ing->max_park_ms;
+        }
+        if (!admit && !refuse) {
+            kg->kept_pass = pass;
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        ing->nparked--;
+        ing->parked_bytes -= p->m->value_len;
+        kg->parked--;
+        if (admit) {
+            batch_add(ing, p->req, p->m);
+        } else {
+            if (stopping)
+                refuse_shutting_down(ing, p->req);
+            else
+                refuse_backpressured(ing, p->req, p->m);
+            sf_msg_free(p->m);
+        }
+        free(p);
+    }
+    ing->parked_tail = pp;
+    if (ing->nparked == 0)
+        uv_timer_stop(&ing->unpark);
+}
+
+static void on_unpark(uv_timer_t *h)
+{
+    sf_ingress_t *ing = h->data;
+    unpark_pass(ing, ing->closing ||
+                         atomic_load_explicit(ing->shutting_down, memory_order_relaxed));
+}
+
+/* ------------------------------------------------------------------------ */
 /* Requests                                                                   */
 
 static void on_request(sf_http_request_t *req, void *user_data)
@@ -298,8 +414,7 @@ static void on_request(sf_http_request_t *req, void *user_data)
     int kind;
 
     if (ing->closing || atomic_load_explicit(ing->shutting_down, memory_order_relaxed)) {
-        sf__io_count(ing->ctr, SF__IO_IN_SHUTTING_DOWN, 1);
-        sf__io_reply(req, 503, &sf__io_retry_after, 1, "the runtime is shutting down");
+        refuse_shutting_down(ing, req);
         return;
     }
     if (strcmp(method, "PUT") != 0 && strcmp(method, "POST") != 0) {
@@ -372,13 +487,11 @@ static void on_request(sf_http_request_t *req, void *user_data)
         sf__io_reply(req, 400, NULL, 0, "%s", bad_path);
         return;
     }
-    if (ing->hooks->accepting && !ing->hooks->accepting(ing->hooks->ud, m->key_group)) {
-        sf__io_count(ing->ctr, SF__IO_IN_BACKPRESSURED, 1);
-        sf__io_reply(req, 503, &sf__io_retry_after, 1,
-                     "backpressure: the function type %.*s/%.*s is busy (key group %u)",
-                     (int)addr.ns_len, addr.ns, (int)addr.type_len, addr.type,
-                     (unsigned)m->key_group);
-        sf_msg_free(m);
+    if ((ing->kgs && ing->kgs[m->key_group].parked) || !accepting(ing, m->key_group)) {
+        if (!park(ing, req, m)) {
+            refuse_backpressured(ing, req, m);
+            sf_msg_free(m);
+        }
         return;
     }
     batch_add(ing, req, m);
@@ -400,6 +513,8 @@ int sf_ingress_init(sf_ingress_t *ing, uv_loop_t *loop, const sf_io_ingress_conf
     ing->ctr = ctr;
     ing->shutting_down = shutting_down;
     ing->max_parallelism = max_parallelism;
+    ing->parked_tail = &ing->parked;
+    ing->max_park_ms = cfg->max_park_ms ? cfg->max_park_ms : SF_IO_DEFAULT_PARK_MS;
     sf_buf_init(&ing->scratch, NULL);
 
     memset(&sc, 0, sizeof(sc));
@@ -417,8 +532,10 @@ int sf_ingress_init(sf_ingress_t *ing, uv_loop_t *loop, const sf_io_ingress_conf
     ing->port = sf_http_server_port(ing->server);
     uv_check_init(loop, &ing->flush);
     uv_idle_init(loop, &ing->keep_awake);
+    uv_timer_init(loop, &ing->unpark);
     ing->flush.data = ing;
     ing->keep_awake.data = ing;
+    ing->unpark.data = ing;
     ing->handles_open = true;
     return 0;
 }
@@ -428,6 +545,7 @@ void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg)
     ing->closing = true;
     ing->on_idle = on_idle;
     ing->on_idle_arg = arg;
+    unpark_pass(ing, true);
     close_batch(ing);
     finish_ready(ing); /* calls on_idle when nothing is in flight */
 }
@@ -436,6 +554,7 @@ void sf_ingress_close(sf_ingress_t *ing)
 {
     SF_ASSERT(ing->inflight == 0 && ing->cur == NULL);
     ing->closing = true;
+    unpark_pass(ing, true);
     if (ing->server) {
         sf_http_server_close(ing->server, NULL, NULL);
         ing->server = NULL;
@@ -445,11 +564,15 @@ void sf_ingress_close(sf_ingress_t *ing)
         disarm(ing);
         uv_close((uv_handle_t *)&ing->flush, NULL);
         uv_close((uv_handle_t *)&ing->keep_awake, NULL);
+        uv_close((uv_handle_t *)&ing->unpark, NULL);
     }
 }
 
 void sf_ingress_dispose(sf_ingress_t *ing)
 {
+    SF_ASSERT(ing->nparked == 0);
+    free(ing->kgs);
+    ing->kgs = NULL;
     sf_buf_dispose(&ing->scratch);
     free(ing->pathbuf);
     ing->pathbuf = NULL;

@@ -65,6 +65,13 @@ int sf_ingress_content_type(const char *v, size_t len, const char **type_name,
                             size_t *type_name_len, const char **why);
 
 typedef struct sf_ingress_batch_s sf_ingress_batch_t;
+typedef struct sf_ingress_parked_s sf_ingress_parked_t;
+
+/* Per key group: requests parked, and the last unpark pass that left one. */
+typedef struct {
+    uint32_t parked;
+    uint32_t kept_pass;
+} sf_ingress_kg_t;
 
 typedef struct sf_ingress_s {
     /* All private: the I/O object embeds it. */
@@ -83,6 +90,13 @@ typedef struct sf_ingress_s {
     sf_ingress_batch_t *cur;   /* the open batch, NULL when none */
     sf_ingress_batch_t *oldest, *newest; /* closed batches not finished yet */
     size_t inflight;           /* closed batches not finished yet */
+    /* Requests waiting for their key group to accept (arrival order). */
+    sf_ingress_parked_t *parked, **parked_tail;
+    size_t nparked, parked_bytes;
+    sf_ingress_kg_t *kgs;      /* max_parallelism entries, allocated on first park */
+    uint32_t pass;             /* unpark passes so far */
+    uint32_t max_park_ms;
+    uv_timer_t unpark;         /* retries the parked requests while there are any */
     sf_buf_t scratch;          /* a string body's wrapper encoding */
     char *pathbuf;
     size_t pathcap;

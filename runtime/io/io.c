@@ -283,6 +283,7 @@ void sf_io_stats(const sf_io_t *io, sf_io_stats_t *out)
     out->ingress_bad_method = sf__io_get(c, SF__IO_IN_BAD_METHOD);
     out->ingress_unsupported_type = sf__io_get(c, SF__IO_IN_UNSUPPORTED_TYPE);
     out->ingress_backpressured = sf__io_get(c, SF__IO_IN_BACKPRESSURED);
+    out->ingress_parked = sf__io_get(c, SF__IO_IN_PARKED);
     out->ingress_shutting_down = sf__io_get(c, SF__IO_IN_SHUTTING_DOWN);
     out->ingress_failed = sf__io_get(c, SF__IO_IN_FAILED);
     out->egress_records_in = sf__io_get(c, SF__IO_EG_IN);

@@ -12,8 +12,10 @@
  * hands them to the workers.
  *
  * Ingress, one request: method (405) -> path (400) -> |serves| (404) ->
- * Content-Type (400, 415) -> message -> |accepting| (503) -> joins the batch
- * of this loop turn. The body limit (413) is enforced by the HTTP transport.
+ * Content-Type (400, 415) -> message -> |accepting| -> joins the batch of
+ * this loop turn. A request to a key group that is not accepting waits (is
+ * parked) until it is, in arrival order per key group, for at most
+ * max_park_ms; then, or when too many wait, it is answered 503. The body limit (413) is enforced by the HTTP transport.
  * Once per loop turn (a uv_check_t) the batch is closed: |persist| is called
  * with its messages; when it reports success the messages are routed and
  * every request of the batch is answered 200. Batches are finished in the
@@ -57,6 +59,11 @@
 #define SF_IO_DEFAULT_TOPIC_BYTES (64u * 1024 * 1024)
 /** The longest long poll (GET /{topic}?wait=...); longer waits are a 400. */
 #define SF_IO_MAX_WAIT_MS (5u * 60 * 1000)
+/** How long a request waits for a backpressured key group by default. */
+#define SF_IO_DEFAULT_PARK_MS 1000u
+/** Requests that may wait at once, and the bytes of their messages. */
+#define SF_IO_MAX_PARKED 4096u
+#define SF_IO_MAX_PARKED_BYTES (64u << 20)
 /** How long sf_io_stop lets its last answers leave before closing connections. */
 #define SF_IO_STOP_GRACE_MS 100u
 /** Records one offset read returns when |max| is not given, and at most. */
@@ -68,6 +75,9 @@ typedef struct sf_io_ingress_config_s {
     const char *host;      /* IP literal; NULL: "127.0.0.1" */
     uint16_t port;         /* 0 picks a free port (see sf_io_ingress_port) */
     size_t max_body_bytes; /* 0: SF_IO_DEFAULT_MAX_BODY */
+    /* How long a request to a backpressured key group waits for room before
+     * it is answered 503; 0: SF_IO_DEFAULT_PARK_MS. */
+    uint32_t max_park_ms;
 } sf_io_ingress_config_t;
 
 /** The io.statefun.playground.v1/egress listener. */
@@ -151,6 +161,7 @@ typedef struct sf_io_stats_s {
     uint64_t ingress_bad_method;       /* 405 */
     uint64_t ingress_unsupported_type; /* 415 */
     uint64_t ingress_backpressured;    /* 503: the target's key group was blocked */
+    uint64_t ingress_parked;           /* waited for a blocked key group (then 200 or 503) */
     uint64_t ingress_shutting_down;    /* 503: after sf_io_shutdown */
     uint64_t ingress_failed;           /* 503: persist or route failed */
     /* 413 and 431 are answered by the HTTP transport and not counted here. */

@@ -790,7 +790,10 @@ double sf_e2e_sample(const char *text, const char *name, const char *labels)
     char prefix[512];
     const char *p = text;
     size_t n;
-    snprintf(prefix, sizeof prefix, "%s{%s} ", name, labels);
+    if (labels)
+        snprintf(prefix, sizeof prefix, "%s{%s} ", name, labels);
+    else
+        snprintf(prefix, sizeof prefix, "%s ", name);
     n = strlen(prefix);
     while ((p = strstr(p, prefix)) != NULL) {
         if (p == text || p[-1] == '\n')

@@ -236,8 +236,8 @@ int sf_e2e_health(uint16_t admin, char **body);
 char *sf_e2e_metrics(uint16_t admin);
 
 /**
- * The value of the sample line "|name|{|labels|} VALUE" in the metrics
- * |text|, or -1 when there is none.
+ * The value of the sample line "|name|{|labels|} VALUE" (or "|name| VALUE"
+ * when |labels| is NULL) in the metrics |text|, or -1 when there is none.
  */
 double sf_e2e_sample(const char *text, const char *name, const char *labels);
 

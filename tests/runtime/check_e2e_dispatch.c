@@ -8,9 +8,10 @@
  *     once over one HTTP/2 connection, arrive in order, exactly once, and
  *     the function sees requests carrying more than one message;
  *   - backpressure: a function answering after 50 ms with
- *     maxNumBatchRequests 5 makes the ingress answer 503 with Retry-After;
- *     senders that retry until accepted get every message processed once
- *     and in order;
+ *     maxNumBatchRequests 5 makes the ingress hold requests until the
+ *     address takes messages again (parked), and senders get every message
+ *     processed once and in order; one answering after 1.5 s makes a request
+ *     that waited the ingress's 1 s answer 503 with Retry-After;
  *   - a failing endpoint: nothing listening, then 500s, then replies that
  *     are no FromFunction, then calls that hang past the call timeout, then
  *     recovery: every message delivered once and in order, /healthz degraded
@@ -188,6 +189,9 @@ START_TEST(test_backpressure)
     uint16_t port;
     pid_t fn;
     bool seen_503 = false;
+    char *metrics;
+    double parked;
+    int64_t t0;
     int i;
 
     fn_prog(prog, sizeof prog);
@@ -210,19 +214,26 @@ START_TEST(test_backpressure)
                   "accepted %u of %u (503 %u, other %u: %d, errors %u: %d, timed out %d)",
                   load.accepted, BP_LANES * BP_PER_LANE, load.rejected_503, load.other,
                   load.other_status, load.errors, load.first_error, load.timed_out);
-    ck_assert_msg(load.rejected_503 > 0, "no 503 while the function was slow");
-    fprintf(stderr, "e2e backpressure: %u messages in %lld ms, %u answers 503\n",
-            BP_LANES * BP_PER_LANE, (long long)load.elapsed_ms, load.rejected_503);
+    metrics = sf_e2e_metrics(rt.admin);
+    ck_assert_ptr_nonnull(metrics);
+    parked = sf_e2e_sample(metrics, "statefun_ingress_parked_total", NULL);
+    free(metrics);
+    ck_assert_msg(parked > 0, "no request waited while the function was slow");
+    fprintf(stderr, "e2e backpressure: %u messages in %lld ms, %.0f waited, %u answers 503\n",
+            BP_LANES * BP_PER_LANE, (long long)load.elapsed_ms, parked, load.rejected_503);
     check_seq_state(&rt, BP_LANES * BP_PER_LANE, BP_LANES, BP_PER_LANE);
 
-    /* The 503 itself: Retry-After and a one-line reason. Block the address
-     * again (the function is slow) and look at one answer. */
-    fn_control(port, "/ctl/slow/300");
+    /* The 503: a request still blocked after the ingress's wait (1 s) gets
+     * Retry-After and a one-line reason. Block the address for longer than
+     * that (the function answers after 1.5 s) and look at one answer. */
+    fn_control(port, "/ctl/slow/1500");
     for (i = 0; i < 40 && !seen_503; i++) {
+        t0 = sf_e2e_now_ms();
         ck_assert_int_eq(sf_e2e_http(rt.ingress, "PUT", "/" SEQ_ADDR, "text/plain", "0 1", 3, &r),
                          0);
         if (r.status == 503) {
             seen_503 = true;
+            ck_assert_int_ge(sf_e2e_now_ms() - t0, 900);
             ck_assert_str_ne(r.retry_after, "");
             ck_assert_ptr_nonnull(strstr(r.body, "backpressure"));
         } else {

@@ -127,12 +127,14 @@ typedef struct {
     int persist_mode;
     size_t max_records;
     bool hold; /* exactly-once records wait for checkpoints */
+    uint32_t max_park_ms;
 } opts_t;
 
 static void start_io_opts(const opts_t *o)
 {
     static const char *const topics[] = {"greetings", "other", "a b"};
-    sf_io_ingress_config_t in = {.host = "127.0.0.1", .port = 0, .max_body_bytes = 1024};
+    sf_io_ingress_config_t in = {
+        .host = "127.0.0.1", .port = 0, .max_body_bytes = 1024, .max_park_ms = o->max_park_ms};
     sf_io_egress_config_t eg = {.host = "127.0.0.1",
                                 .port = 0,
                                 .topics = topics,
@@ -498,16 +500,20 @@ END_TEST
 START_TEST(test_ingress_backpressure_and_shutdown)
 {
     const char *proto = protos[_i];
+    opts_t o = {.max_park_ms = 300};
     resp_t r;
     char h[64];
     sf_io_stats_t st;
-    start_io();
+    start_io_opts(&o);
+    /* A key group that stays backpressured: the request waits max_park_ms,
+     * then is answered 503. */
     atomic_store(&accept_all, false);
     curl(&r, "%s -X PUT -d x http://127.0.0.1:%u/ns/fn/id", proto, in_port);
     assert_error(&r, 503);
+    ck_assert_uint_ge(sf_now_ms() - r.started_ms, 290);
     ck_assert(resp_header(&r, "retry-after", h, sizeof(h)));
     ck_assert_str_eq(h, "1");
-    ck_assert_ptr_nonnull(strstr(r.body, "backpressure"));
+    ck_assert_ptr_nonnull(strstr(r.body, "backpressure: the function type ns/fn is busy"));
     resp_free(&r);
     ck_assert_uint_eq(routed_count(), 0);
 
@@ -527,8 +533,78 @@ START_TEST(test_ingress_backpressure_and_shutdown)
 
     sf_io_stats(io, &st);
     ck_assert_uint_eq(st.ingress_backpressured, 1);
+    ck_assert_uint_eq(st.ingress_parked, 1);
     ck_assert_uint_eq(st.ingress_shutting_down, 1);
     ck_assert_uint_eq(st.ingress_accepted, 1);
+    stop_io();
+}
+END_TEST
+
+/* Waits (bounded) until |n| requests have been parked in all. */
+static void wait_parked(uint64_t n)
+{
+    sf_io_stats_t st;
+    int i;
+    for (i = 0; i < 2000; i++) {
+        sf_io_stats(io, &st);
+        if (st.ingress_parked >= n)
+            return;
+        usleep(5000);
+    }
+    ck_abort_msg("%llu requests parked, not %llu", (unsigned long long)st.ingress_parked,
+                 (unsigned long long)n);
+}
+
+/* Requests to a backpressured key group wait for it, and join in the order
+ * they came once it accepts; a shutdown answers the waiting ones 503. */
+START_TEST(test_ingress_park)
+{
+    const char *proto = protos[_i];
+    opts_t o = {.max_park_ms = 20000};
+    resp_t a, b, c;
+    sf_io_stats_t st;
+    sf_msg_t *m;
+    start_io_opts(&o);
+    atomic_store(&accept_all, false);
+    curl_start(&a, "%s -X PUT -d first http://127.0.0.1:%u/ns/fn/id", proto, in_port);
+    wait_parked(1);
+    curl_start(&b, "%s -X PUT -d second http://127.0.0.1:%u/ns/fn/id", proto, in_port);
+    wait_parked(2);
+    usleep(100 * 1000);
+    ck_assert_uint_eq(routed_count(), 0);
+    atomic_store(&accept_all, true);
+    curl_finish(&a);
+    curl_finish(&b);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_int_eq(b.status, 200);
+    ck_assert_uint_ge(sf_now_ms() - a.started_ms, 100);
+    resp_free(&a);
+    resp_free(&b);
+    ck_assert_uint_eq(routed_count(), 2);
+    m = take_routed();
+    ck_assert_uint_eq(m->value_len, 2 + 5); /* the string wrapper: tag, length, bytes */
+    ck_assert_mem_eq(sf_msg_value(m) + 2, "first", 5);
+    sf_msg_free(m);
+    m = take_routed();
+    ck_assert_uint_eq(m->value_len, 2 + 6);
+    ck_assert_mem_eq(sf_msg_value(m) + 2, "second", 6);
+    sf_msg_free(m);
+
+    atomic_store(&accept_all, false);
+    curl_start(&c, "%s -X PUT -d third http://127.0.0.1:%u/ns/fn/id", proto, in_port);
+    wait_parked(3);
+    sf_io_shutdown(io);
+    curl_finish(&c);
+    assert_error(&c, 503);
+    ck_assert_ptr_nonnull(strstr(c.body, "shutting down"));
+    ck_assert_uint_lt(sf_now_ms() - c.started_ms, 10000);
+    resp_free(&c);
+    ck_assert_uint_eq(routed_count(), 0);
+    sf_io_stats(io, &st);
+    ck_assert_uint_eq(st.ingress_parked, 3);
+    ck_assert_uint_eq(st.ingress_accepted, 2);
+    ck_assert_uint_eq(st.ingress_backpressured, 0);
+    ck_assert_uint_eq(st.ingress_shutting_down, 1);
     stop_io();
 }
 END_TEST
@@ -1160,6 +1236,7 @@ Suite *sf_runtime_io_http_suite(void)
     tcase_add_loop_test(tc, test_ingress_typed_and_string, 0, 2);
     tcase_add_loop_test(tc, test_ingress_errors, 0, 2);
     tcase_add_loop_test(tc, test_ingress_backpressure_and_shutdown, 0, 2);
+    tcase_add_loop_test(tc, test_ingress_park, 0, 2);
     tcase_add_test(tc, test_ingress_persist);
     tcase_add_test(tc, test_ingress_failures);
     tcase_add_test(tc, test_ingress_batching);
