@@ -226,7 +226,9 @@ static void set_blocked(act_t *a, bool blocked)
     if (a->blocked == blocked)
         return;
     a->blocked = blocked;
-    atomic_fetch_add(&a->wc->rt->blocked_kg[a->kg], blocked ? 1u : (uint32_t)-1);
+    if (atomic_fetch_add(&a->wc->rt->blocked_kg[a->kg], blocked ? 1u : (uint32_t)-1) == 1 &&
+        !blocked && a->wc->rt->io)
+        sf_io_ingress_room(a->wc->rt->io); /* the key group takes messages again */
     atomic_fetch_add(&a->fn->metrics->blocked, blocked ? 1 : -1);
 }
 

@@ -159,6 +159,15 @@ static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *typ
     return sf_rt_find_function(rt, n, t, &ep, &lib);
 }
 
+/* A worker takes messages again: the requests parked for it need not wait for
+ * the ingress's next tick. */
+static void workers_room(sf_workers_t *g)
+{
+    sf_rt_t *rt = g->data;
+    if (rt->io)
+        sf_io_ingress_room(rt->io);
+}
+
 static bool hook_accepting(void *ud, uint16_t kg)
 {
     sf_rt_t *rt = ud;
@@ -479,6 +488,7 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
         return rv;
     }
     rt->workers.commit = sf_dispatch_commit;
+    rt->workers.on_room = workers_room;
 
     /* Ingress and egress on the I/O thread. */
     memset(&ioc, 0, sizeof ioc);

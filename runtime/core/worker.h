@@ -126,6 +126,10 @@ struct sf_workers_s {
     sf_worker_start_cb on_start;
     sf_worker_stop_cb on_stop;
     sf_worker_commit_cb commit; /* public: may be NULL; set before sf_workers_start */
+    /* public: may be NULL; set before sf_workers_start. Runs on a worker's
+     * thread when its load falls below SF_WORKER_MAX_LOAD (it takes messages
+     * again). */
+    void (*on_room)(sf_workers_t *g);
     void *data;                 /* public: the runtime */
 
     /* private: the pause in progress (set by the pausing thread) */
@@ -220,7 +224,9 @@ static inline bool sf_workers_commits_held(sf_workers_t *g)
 /** |n| messages routed to |w| are completed (processed, or dropped). */
 static inline void sf_worker_done(sf_worker_t *w, size_t n)
 {
-    atomic_fetch_sub_explicit(&w->load, (int64_t)n, memory_order_relaxed);
+    int64_t was = atomic_fetch_sub_explicit(&w->load, (int64_t)n, memory_order_relaxed);
+    if (was >= SF_WORKER_MAX_LOAD && was - (int64_t)n < SF_WORKER_MAX_LOAD && w->group->on_room)
+        w->group->on_room(w->group);
 }
 
 /**

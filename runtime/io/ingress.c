@@ -10,7 +10,9 @@
  * the persist hook completes them in.
  *
  * A request whose key group is not accepting is parked: it waits in a FIFO
- * that a 1 ms timer retries while it is not empty, and joins a batch once its
+ * that is retried when a worker says it takes messages again
+ * (sf_ingress_room) and by a 1 ms timer while it is not empty (for the wait's
+ * end, and key groups that unblock without a wake-up), and joins a batch once its
  * key group accepts again, after every earlier parked request of that key
  * group. A client that pushes harder than the workers go is slowed, not sent
  * to retry: a 503 costs the client, the I/O thread and the retry CPU that the
@@ -390,11 +392,21 @@ static void unpark_pass(sf_ingress_t *ing, bool stopping)
         uv_timer_stop(&ing->unpark);
 }
 
-static void on_unpark(uv_timer_t *h)
+static void unpark_now(sf_ingress_t *ing)
 {
-    sf_ingress_t *ing = h->data;
-    unpark_pass(ing, ing->closing ||
-                         atomic_load_explicit(ing->shutting_down, memory_order_relaxed));
+    if (ing->nparked)
+        unpark_pass(ing, ing->closing ||
+                             atomic_load_explicit(ing->shutting_down, memory_order_relaxed));
+}
+
+static void on_unpark(uv_timer_t *h) { unpark_now(h->data); }
+
+static void on_room(uv_async_t *h) { unpark_now(h->data); }
+
+void sf_ingress_room(sf_ingress_t *ing)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* MACHINE.md: before uv_async_send */
+    uv_async_send(&ing->room);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -533,6 +545,8 @@ int sf_ingress_init(sf_ingress_t *ing, uv_loop_t *loop, const sf_io_ingress_conf
     uv_check_init(loop, &ing->flush);
     uv_idle_init(loop, &ing->keep_awake);
     uv_timer_init(loop, &ing->unpark);
+    uv_async_init(loop, &ing->room, on_room);
+    ing->room.data = ing;
     ing->flush.data = ing;
     ing->keep_awake.data = ing;
     ing->unpark.data = ing;
@@ -565,6 +579,7 @@ void sf_ingress_close(sf_ingress_t *ing)
         uv_close((uv_handle_t *)&ing->flush, NULL);
         uv_close((uv_handle_t *)&ing->keep_awake, NULL);
         uv_close((uv_handle_t *)&ing->unpark, NULL);
+        uv_close((uv_handle_t *)&ing->room, NULL);
     }
 }
 

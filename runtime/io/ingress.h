@@ -97,6 +97,7 @@ typedef struct sf_ingress_s {
     uint32_t pass;             /* unpark passes so far */
     uint32_t max_park_ms;
     uv_timer_t unpark;         /* retries the parked requests while there are any */
+    uv_async_t room;           /* sf_ingress_room: retry them now */
     sf_buf_t scratch;          /* a string body's wrapper encoding */
     char *pathbuf;
     size_t pathcap;
@@ -117,6 +118,9 @@ int sf_ingress_init(sf_ingress_t *ing, uv_loop_t *loop, const sf_io_ingress_conf
  * as usual) and stops taking requests. Calls |on_idle|(|arg|) once no batch
  * is in flight any more (maybe from within this call).
  */
+/* Any thread: retry the parked requests now (see sf_io_ingress_room). */
+void sf_ingress_room(sf_ingress_t *ing);
+
 void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg);
 
 /** Closes the listener and the handles; call after the drain finished. */

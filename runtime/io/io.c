@@ -296,4 +296,10 @@ void sf_io_stats(const sf_io_t *io, sf_io_stats_t *out)
     out->egress_retained = sf__io_get(c, SF__IO_EG_RETAINED);
 }
 
+void sf_io_ingress_room(sf_io_t *io)
+{
+    if (io->has_ingress)
+        sf_ingress_room(&io->ingress);
+}
+
 uv_loop_t *sf_io_loop(sf_io_t *io) { return &io->loop; }

@@ -215,6 +215,13 @@ void sf_io_stop(sf_io_t *io);
 void sf_io_free(sf_io_t *io);
 
 /**
+ * Any thread, once sf_io_new returned and until sf_io_stop: a key group may
+ * take messages again, so the ingress retries its parked requests now rather
+ * than at its next 1 ms tick. Cheap when called often (one pending wake-up).
+ */
+void sf_io_ingress_room(sf_io_t *io);
+
+/**
  * Hands a chain of egress records to the I/O thread (one wake-up per chain)
  * and leaves |chain| empty; the I/O thread takes ownership of the messages.
  * Any thread, between sf_io_new and sf_io_stop. Records pushed before the
