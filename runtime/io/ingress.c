@@ -559,7 +559,8 @@ void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg)
     ing->closing = true;
     ing->on_idle = on_idle;
     ing->on_idle_arg = arg;
-    unpark_pass(ing, true);
+    if (ing->nparked)
+        unpark_pass(ing, true);
     close_batch(ing);
     finish_ready(ing); /* calls on_idle when nothing is in flight */
 }
@@ -568,7 +569,8 @@ void sf_ingress_close(sf_ingress_t *ing)
 {
     SF_ASSERT(ing->inflight == 0 && ing->cur == NULL);
     ing->closing = true;
-    unpark_pass(ing, true);
+    if (ing->nparked)
+        unpark_pass(ing, true);
     if (ing->server) {
         sf_http_server_close(ing->server, NULL, NULL);
         ing->server = NULL;
