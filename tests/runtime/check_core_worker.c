@@ -118,6 +118,39 @@ static void on_paused(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_f
 
 /* Pausing in the middle of a hop storm loses nothing: every message is
  * either delivered or pending at the pause, and all hops finish after it. */
+static int rooms;
+static void on_room(sf_workers_t *g)
+{
+    (void)g;
+    rooms++;
+}
+
+/* on_room runs when a worker's load falls below SF_WORKER_MAX_LOAD, and only
+ * then: not above it, not below it. */
+START_TEST(test_worker_room)
+{
+    sf_workers_t g;
+    sf_worker_t *w;
+    ck_assert_int_eq(sf_workers_init(&g, 2, 8, deliver, NULL, NULL, NULL), 0);
+    g.on_room = on_room;
+    w = g.w[1];
+    rooms = 0;
+    atomic_store(&w->load, SF_WORKER_MAX_LOAD + 10);
+    sf_worker_done(w, 10); /* down to the bound: still over-full */
+    ck_assert_int_eq(rooms, 0);
+    sf_worker_done(w, 1); /* below it */
+    ck_assert_int_eq(rooms, 1);
+    sf_worker_done(w, 1);
+    ck_assert_int_eq(rooms, 1);
+    atomic_store(&w->load, SF_WORKER_MAX_LOAD + 5);
+    sf_worker_done(w, 100); /* across it in one step */
+    ck_assert_int_eq(rooms, 2);
+    ck_assert_int_eq(atomic_load(&w->load), SF_WORKER_MAX_LOAD - 95);
+    ck_assert_int_eq(atomic_load(&g.w[0]->load), 0);
+    sf_workers_dispose(&g);
+}
+END_TEST
+
 START_TEST(test_workers_pause_midway)
 {
     enum { CHAINS = 300, HOPS = 200 };
@@ -308,6 +341,7 @@ Suite *sf_runtime_core_worker_suite(void)
     tcase_add_test(tc, test_workers_route_and_hop);
     tcase_add_test(tc, test_workers_hold_commits);
     tcase_add_test(tc, test_workers_init_rejects_bad_sizes);
+    tcase_add_test(tc, test_worker_room);
     tcase_add_test(tc, test_workers_pause_midway);
     tcase_add_test(tc, test_worker_call);
     suite_add_tcase(s, tc);
