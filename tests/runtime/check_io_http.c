@@ -497,13 +497,24 @@ START_TEST(test_ingress_errors)
 }
 END_TEST
 
+/* The ingress counters that backpressure and stopping move. */
+static void expect_waits(uint64_t accepted, uint64_t parked, uint64_t backpressured,
+                         uint64_t shutting_down)
+{
+    sf_io_stats_t st;
+    sf_io_stats(io, &st);
+    ck_assert_uint_eq(st.ingress_accepted, accepted);
+    ck_assert_uint_eq(st.ingress_parked, parked);
+    ck_assert_uint_eq(st.ingress_backpressured, backpressured);
+    ck_assert_uint_eq(st.ingress_shutting_down, shutting_down);
+}
+
 START_TEST(test_ingress_backpressure_and_shutdown)
 {
     const char *proto = protos[_i];
     opts_t o = {.max_park_ms = 300};
     resp_t r;
     char h[64];
-    sf_io_stats_t st;
     start_io_opts(&o);
     /* A key group that stays backpressured: the request waits max_park_ms,
      * then is answered 503. */
@@ -531,11 +542,7 @@ START_TEST(test_ingress_backpressure_and_shutdown)
     resp_free(&r);
     ck_assert_uint_eq(routed_count(), 1);
 
-    sf_io_stats(io, &st);
-    ck_assert_uint_eq(st.ingress_backpressured, 1);
-    ck_assert_uint_eq(st.ingress_parked, 1);
-    ck_assert_uint_eq(st.ingress_shutting_down, 1);
-    ck_assert_uint_eq(st.ingress_accepted, 1);
+    expect_waits(1, 1, 1, 1);
     stop_io();
 }
 END_TEST
@@ -562,7 +569,6 @@ START_TEST(test_ingress_park)
     const char *proto = protos[_i];
     opts_t o = {.max_park_ms = 20000};
     resp_t a, b, c;
-    sf_io_stats_t st;
     sf_msg_t *m;
     start_io_opts(&o);
     atomic_store(&accept_all, false);
@@ -600,11 +606,7 @@ START_TEST(test_ingress_park)
     ck_assert_uint_lt(sf_now_ms() - c.started_ms, 10000);
     resp_free(&c);
     ck_assert_uint_eq(routed_count(), 0);
-    sf_io_stats(io, &st);
-    ck_assert_uint_eq(st.ingress_parked, 3);
-    ck_assert_uint_eq(st.ingress_accepted, 2);
-    ck_assert_uint_eq(st.ingress_backpressured, 0);
-    ck_assert_uint_eq(st.ingress_shutting_down, 1);
+    expect_waits(2, 3, 0, 1);
     stop_io();
 }
 END_TEST
