@@ -227,8 +227,8 @@ static void set_blocked(act_t *a, bool blocked)
         return;
     a->blocked = blocked;
     if (atomic_fetch_add(&a->wc->rt->blocked_kg[a->kg], blocked ? 1u : (uint32_t)-1) == 1 &&
-        !blocked && a->wc->rt->io)
-        sf_io_ingress_room(a->wc->rt->io); /* the key group takes messages again */
+        !blocked && a->wc->w->group->on_room)
+        a->wc->w->group->on_room(a->wc->w->group); /* the key group takes messages again */
     atomic_fetch_add(&a->fn->metrics->blocked, blocked ? 1 : -1);
 }
 

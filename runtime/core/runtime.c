@@ -159,8 +159,9 @@ static bool hook_serves(void *ud, const char *ns, size_t ns_len, const char *typ
     return sf_rt_find_function(rt, n, t, &ep, &lib);
 }
 
-/* A worker takes messages again: the requests parked for it need not wait for
- * the ingress's next tick. */
+/* A worker takes messages again (below its load bound, or a key group of it
+ * unblocked): the requests parked for it need not wait for the ingress's next
+ * tick. */
 static void workers_room(sf_workers_t *g)
 {
     sf_rt_t *rt = g->data;

@@ -127,8 +127,9 @@ struct sf_workers_s {
     sf_worker_stop_cb on_stop;
     sf_worker_commit_cb commit; /* public: may be NULL; set before sf_workers_start */
     /* public: may be NULL; set before sf_workers_start. Runs on a worker's
-     * thread when its load falls below SF_WORKER_MAX_LOAD (it takes messages
-     * again). */
+     * thread when it takes messages again: its load falls below
+     * SF_WORKER_MAX_LOAD (sf_worker_done), or its dispatcher unblocks a key
+     * group. */
     void (*on_room)(sf_workers_t *g);
     void *data;                 /* public: the runtime */
 

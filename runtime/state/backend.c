@@ -602,7 +602,6 @@ typedef struct {
     void *user_data;
     int corrupt;
     struct sf__vcache_s *cache; /* entries it holds are passed over in the store */
-    sf_buf_t tmp;
     int stop;                   /* the callback's nonzero value */
 } scan_ctx_t;
 
@@ -612,7 +611,7 @@ static int scan_state_kv(const uint8_t *key, size_t klen, const uint8_t *val, si
     scan_ctx_t *c = ud;
     sf__state_key_t k;
     sf_state_entry_t e;
-    if (c->cache && sf__vcache_get(c->cache, key, klen, &c->tmp) >= 0)
+    if (c->cache && sf__vcache_holds(c->cache, key, klen))
         return 0;
     if (sf__parse_state_key(key, klen, &k) != 0 || sf__dec_value(val, vlen, &e.value) != 0) {
         sf_log_error("state: corrupt state entry skipped");
@@ -651,13 +650,12 @@ int sf_state_scan_address(sf_state_backend_t *b, sf_state_batch_t *batch, uint16
                           void *user_data)
 {
     sf__sbuf_t lo, hi;
-    scan_ctx_t c = {now_ms, cb, user_data, 0, batch ? batch->cache : NULL, {0}, 0};
+    scan_ctx_t c = {now_ms, cb, user_data, 0, batch ? batch->cache : NULL, 0};
     int rv;
     if (check_kg(b, kg) != 0)
         return SF_EINVAL;
     sf__sbuf_init(&lo);
     sf__sbuf_init(&hi);
-    sf_buf_init(&c.tmp, NULL);
     sf__key_addr_prefix(&lo, kg, addr);
     sf__sbuf_put(&hi, lo.p, lo.len);
     sf__key_prefix_end(&hi);
@@ -668,7 +666,6 @@ int sf_state_scan_address(sf_state_backend_t *b, sf_state_batch_t *batch, uint16
         sf__vcache_each_prefix(cache, lo.p, lo.len, scan_cached_kv, &c);
         rv = c.stop ? c.stop : c.corrupt ? SF_ESTATE : 0;
     }
-    sf_buf_dispose(&c.tmp);
     sf__sbuf_dispose(&lo);
     sf__sbuf_dispose(&hi);
     return rv;
@@ -704,7 +701,7 @@ static int scan_kind_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi
 int sf_state_scan_range(sf_state_backend_t *b, uint32_t kg_lo, uint32_t kg_hi, int64_t now_ms,
                         sf_state_entry_cb cb, void *user_data)
 {
-    scan_ctx_t c = {now_ms, cb, user_data, 0, NULL, {0}, 0};
+    scan_ctx_t c = {now_ms, cb, user_data, 0, NULL, 0};
     return scan_kind_range(b, kg_lo, kg_hi, SF__KIND_STATE, scan_state_kv, &c, &c.corrupt);
 }
 

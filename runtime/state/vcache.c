@@ -7,8 +7,9 @@
  *
  * The transaction log is a byte buffer of records, each the entry's index
  * and its whole former contents (a copy of the key and value), appended
- * before the entry first changes in the transaction; ending without keeping
- * writes them back in reverse order.
+ * before each change of an entry in the transaction; ending without keeping
+ * writes them back newest first, so each entry ends as it was before its
+ * first change.
  */
 #include "vcache.h"
 
@@ -33,11 +34,11 @@ typedef struct {
     uint32_t gen;  /* the sweep under way when it was last written */
 } entry_t;
 
-/* A transaction log record: the entry as it was (then klen + vlen bytes). */
+/* A transaction log record: the entry as it was, then its key and value
+ * (none for an empty entry). */
 typedef struct {
     size_t index;
     entry_t was; /* data: unused */
-    size_t next; /* offset of the record after this one */
 } undo_t;
 
 struct sf__vcache_s {
@@ -69,6 +70,15 @@ sf__vcache_t *sf__vcache_new(size_t slots, size_t budget, size_t dirty)
 static size_t entries(const sf__vcache_t *c) { return c->mask * 2 + 2; }
 
 static size_t value_len(const entry_t *x) { return x->vlen == ABSENT ? 0 : x->vlen; }
+
+/* The bytes of key and value |x| holds (0 when it is empty). */
+static size_t held(const entry_t *x) { return x->cap ? x->klen + value_len(x) : 0; }
+
+/* Hands |x|'s key and value (NULL: absent) to |cb|. */
+static void emit(const entry_t *x, sf__vcache_kv_cb cb, void *user_data)
+{
+    cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x), user_data);
+}
 
 static void drop(sf__vcache_t *c, entry_t *x)
 {
@@ -121,18 +131,14 @@ static entry_t *find(sf__vcache_t *c, const uint8_t *key, size_t klen, uint64_t 
 static void log_entry(sf__vcache_t *c, entry_t *x)
 {
     undo_t u;
-    size_t at, n;
     if (!c->in_tx)
         return;
-    n = x->data ? x->klen + value_len(x) : 0;
-    at = c->undo.len;
     u.index = (size_t)(x - c->e);
     u.was = *x;
     u.was.data = NULL;
-    u.next = at + sizeof u + n;
     sf__sbuf_put(&c->undo, &u, sizeof u);
-    if (n)
-        sf__sbuf_put(&c->undo, x->data, n);
+    if (held(x))
+        sf__sbuf_put(&c->undo, x->data, held(x));
 }
 
 /* Sets |x| to |key| -> |val| (NULL: absent), reusing its allocation when it
@@ -182,6 +188,12 @@ static entry_t *victim(entry_t *set, bool dirty_too)
     return a->used <= b->used ? a : b;
 }
 
+bool sf__vcache_holds(sf__vcache_t *c, const uint8_t *key, size_t klen)
+{
+    entry_t *set;
+    return find(c, key, klen, XXH3_64bits(key, klen), &set) != NULL;
+}
+
 int sf__vcache_get(sf__vcache_t *c, const uint8_t *key, size_t klen, sf_buf_t *out)
 {
     uint64_t h = XXH3_64bits(key, klen);
@@ -225,8 +237,7 @@ static int place(sf__vcache_t *c, const uint8_t *key, size_t klen, const uint8_t
     }
     log_entry(c, x);
     if (!same && x->data && x->dirty) /* only a dirty write takes a dirty way */
-        spill(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
-              user_data);
+        emit(x, spill, user_data);
     fill(c, x, h, key, klen, val, vlen, dirty);
     return write && !dirty ? 1 : 0;
 }
@@ -253,7 +264,7 @@ static size_t record_next(const sf__vcache_t *c, size_t off)
 {
     undo_t u;
     memcpy(&u, c->undo.p + off, sizeof u);
-    return u.next;
+    return off + sizeof u + held(&u.was);
 }
 
 void sf__vcache_end(sf__vcache_t *c, bool keep)
@@ -309,8 +320,7 @@ size_t sf__vcache_each_dirty(sf__vcache_t *c, uint32_t gen, size_t from, size_t 
     for (i = from; i < entries(c) && n < max; i++) {
         entry_t *x = &c->e[i];
         if (swept(x, gen)) {
-            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
-               user_data);
+            emit(x, cb, user_data);
             n++;
         }
     }
@@ -334,7 +344,6 @@ void sf__vcache_each_prefix(sf__vcache_t *c, const uint8_t *prefix, size_t plen,
     for (i = 0; i < entries(c); i++) {
         entry_t *x = &c->e[i];
         if (x->data && x->klen >= plen && memcmp(x->data, prefix, plen) == 0)
-            cb(x->data, x->klen, x->vlen == ABSENT ? NULL : x->data + x->klen, value_len(x),
-               user_data);
+            emit(x, cb, user_data);
     }
 }

@@ -69,6 +69,9 @@ void sf__vcache_free(sf__vcache_t *c);
  */
 int sf__vcache_get(sf__vcache_t *c, const uint8_t *key, size_t klen, sf_buf_t *out);
 
+/** Whether |c| has an entry for |key| (a value or absent); a peek: nothing is touched. */
+bool sf__vcache_holds(sf__vcache_t *c, const uint8_t *key, size_t klen);
+
 /**
  * Caches |key| -> |val| (NULL: absent) as the store holds it, or drops a
  * clean older entry of |key| when it does not fit. Never displaces or
