@@ -449,6 +449,9 @@ int sf_runtime_run(const sf_options_t *o, const sf_module_t *mod)
     /* With checkpoints every start restores the newest one (or replays the whole
      * ingress log from empty state), never the live store: it needs no WAL. */
     so.wal = o->checkpoint_interval_ms == 0;
+    /* But a checkpoint copies the commits since its last flush from the log rather than
+     * flushing them into one more small level-0 table (docs/state.md: checkpoints). */
+    so.checkpoint_wal = !so.wal;
     /* And the state a worker commits stays in its cache until a checkpoint needs it
      * (docs/state.md: write-back). */
     so.write_back = !so.wal;

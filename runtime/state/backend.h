@@ -70,11 +70,16 @@ typedef struct sf_state_options_s {
     uint64_t checkpoint_flush_bytes; /* flush memtables before a checkpoint when the live WAL
                                         is at least this big (0: always; UINT64_MAX: never,
                                         the WAL is copied into the checkpoint instead) */
-    bool wal;                  /* rocksdb: write a WAL (default). Off when every restart
-                                  starts from a checkpoint (the runtime with checkpoints
-                                  on): commits skip the log, and a checkpoint flushes the
-                                  memtables instead of copying it. Needs !sync_commits. */
-    bool write_back;           /* rocksdb without a WAL: a worker batch keeps the state it
+    bool wal;                  /* rocksdb: write a WAL (default), which a reopen of the live
+                                  store replays. Off when every restart starts from a
+                                  checkpoint (the runtime with checkpoints on). Off needs
+                                  !sync_commits. */
+    bool checkpoint_wal;       /* rocksdb without |wal|: log the commits all the same, for
+                                  checkpoints only: a checkpoint copies the commits since the
+                                  last flush from the log instead of flushing them into a new
+                                  level-0 table, which every get would search
+                                  (docs/state.md). The live store is still never reopened. */
+    bool write_back;           /* rocksdb without |wal|: a worker batch keeps the state it
                                   commits in its cache and writes it to the store only when
                                   the cache has no room for it or at sf_state_batch_write_back
                                   (before each checkpoint). Memory: ignored. */

@@ -291,6 +291,7 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     rocks_t *r;
     char *err = NULL;
     int jobs = o->background_jobs > 0 ? o->background_jobs : 2;
+    bool logged;
     size_t wbuf = o->write_buffer_bytes ? o->write_buffer_bytes : (size_t)32 << 20;
     int rv;
 
@@ -301,7 +302,8 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     b->store = r;
     /* Without a WAL the memtables hold the only copy of recent commits: a checkpoint
      * must flush them. */
-    r->checkpoint_flush_bytes = o->wal || o->sync_commits ? o->checkpoint_flush_bytes : 0;
+    logged = o->wal || o->checkpoint_wal || o->sync_commits;
+    r->checkpoint_flush_bytes = logged ? o->checkpoint_flush_bytes : 0;
 
     r->cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
                                                              : (size_t)256 << 20);
@@ -311,19 +313,16 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
      * every registered state and misses; filters keep misses off the disk. */
     rocksdb_block_based_options_set_filter_policy(r->topts,
                                                   rocksdb_filterpolicy_create_bloom_full(10));
-    /* Index and filter blocks live in (and are bounded by) the block cache. */
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks(r->topts, 1);
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(r->topts, 1);
-    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(r->topts, 1);
-    /* Partitioned index and filters, in 4 KiB blocks under a pinned top level: a whole-file
-     * filter of a large table (millions of compressible values) outgrows its 4 MiB block
-     * cache shard, is dropped as soon as it is released and is read again by every get
-     * (gets collapsed past about 3.5M addresses: docs/benchmarks.md, state-scale). */
-    rocksdb_block_based_options_set_index_type(
-        r->topts, rocksdb_block_based_table_index_type_two_level_index_search);
-    rocksdb_block_based_options_set_partition_filters(r->topts, 1);
-    rocksdb_block_based_options_set_metadata_block_size(r->topts, 4096);
-    rocksdb_block_based_options_set_pin_top_level_index_and_filter(r->topts, 1);
+    /* Index and filter blocks are not in the block cache: each table reader loads its
+     * file's whole index and filter when it opens it and keeps them (max_open_files -1
+     * keeps every reader), about 2.4 bytes a key (10M addresses: ~24 MiB). A get then
+     * finds them without a cache lookup per level. Kept in the cache instead, a whole
+     * filter of a large table outgrew its 4 MiB cache shard and was read again by every
+     * get; partitioning them into 4 KiB cached blocks cured that but cost two cache
+     * lookups and a partition search per level and get (bench state-scale, uniform keys:
+     * gets 1.4x faster without, and 23% more msg/s with 40 MiB less RSS;
+     * docs/benchmarks.md). */
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(r->topts, 0);
     rocksdb_block_based_options_set_format_version(r->topts, 5);
     /* A hash index inside data blocks speeds up point reads. */
     rocksdb_block_based_options_set_data_block_index_type(
@@ -374,7 +373,7 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     r->ropts = rocksdb_readoptions_create();
     r->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(r->wopts, o->sync_commits ? 1 : 0);
-    if (!o->wal && !o->sync_commits)
+    if (!logged)
         rocksdb_writeoptions_disable_WAL(r->wopts, 1);
 
     r->db = rocksdb_open(r->opts, o->dir, &err);

@@ -10,6 +10,7 @@
  * groups, and one key overwritten in place with values that shrink and grow.
  */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1468,19 +1469,46 @@ START_TEST(test_write_back)
 }
 END_TEST
 
-/* RocksDB without a WAL (the runtime with checkpoints on): commits live only in the
- * memtables until a flush, so a checkpoint must flush them; values, timers and log
- * records committed just before it come back from it, also when read through a new
- * batch (an empty read cache). */
+/* Counts the files of |dir| ending in |suffix|, and adds up their bytes in |*bytes|. */
+static int count_files(const char *dir, const char *suffix, off_t *bytes)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t m = strlen(suffix);
+    int n = 0;
+    *bytes = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char path[1200];
+        struct stat st;
+        if (len < m || strcmp(e->d_name + len - m, suffix) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ck_assert_int_eq(stat(path, &st), 0);
+        *bytes += st.st_size;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* RocksDB without a WAL to replay (the runtime with checkpoints on): a checkpoint
+ * holds every commit before it, also those after the last flush, which only the
+ * memtables hold: loop 0 without any log (the checkpoint flushes them into a second
+ * table), loop 1 with checkpoint_wal (the checkpoint copies them from the log and
+ * has one table only). Values, timers and log records committed just before it come
+ * back from it, also when read through a new batch (an empty read cache). */
 START_TEST(test_checkpoint_without_wal)
 {
     sf_state_options_t o;
     sf_state_backend_t *b, *b2;
     sf_state_batch_t *batch;
-    sf_addr_t a = addr("ns", "fn", "a");
+    sf_addr_t a = addr("ns", "fn", "a"), z = addr("ns", "fn", "z");
     sf_state_value_t v;
     sf_buf_t buf;
     char *tmp = sf_test_mkdtemp("state-nowal"), live[600], cp[600], live2[600];
+    off_t log_bytes, sst_bytes;
     int i;
     ck_assert_ptr_nonnull(tmp);
     snprintf(live, sizeof live, "%s/db", tmp);
@@ -1492,8 +1520,14 @@ START_TEST(test_checkpoint_without_wal)
     o.dir = live;
     o.max_parallelism = 16;
     o.wal = false;
+    o.checkpoint_wal = _i == 1;
     ck_assert_int_eq(sf_state_open2(&o, &b), 0);
     ck_assert_int_eq(sf_state_batch_new(b, &batch), 0);
+    ck_assert_int_eq(sf_state_batch_put(batch, 4, &z, "s", "t", (const uint8_t *)"flushed", 7,
+                                        SF_STATE_TTL_NONE, 0, 0),
+                     0);
+    ck_assert_int_eq(sf_state_batch_commit(batch), 0);
+    ck_assert_int_eq(sf_state_flush(b), 0);
     for (i = 0; i < 100; i++) {
         char val[16];
         int n = snprintf(val, sizeof val, "v%d", i);
@@ -1508,12 +1542,21 @@ START_TEST(test_checkpoint_without_wal)
     sf_state_batch_free(batch);
     sf_state_close(b);
 
+    ck_assert_int_eq(count_files(cp, ".sst", &sst_bytes), _i == 1 ? 1 : 2);
+    count_files(cp, ".log", &log_bytes);
+    if (_i == 1)
+        ck_assert_int_gt(log_bytes, 100 * 20); /* the 100 commits since the flush */
+    else
+        ck_assert_int_eq(log_bytes, 0);
+
     o.dir = live2;
     ck_assert_int_eq(sf_state_open_from(&o, cp, &b2), 0);
     ck_assert_int_eq(sf_state_batch_new(b2, &batch), 0);
     ck_assert_int_eq(sf_state_get(b2, batch, 4, &a, "s", 0, 0, &buf, &v), 1);
     ck_assert_uint_eq(v.len, 3);
     ck_assert(memcmp(v.data, "v99", 3) == 0);
+    ck_assert_int_eq(sf_state_get(b2, batch, 4, &z, "s", 0, 0, &buf, &v), 1);
+    ck_assert_uint_eq(v.len, 7);
     sf_buf_reset(&buf);
     ck_assert_int_eq(sf_state_log_get(b2, 0, "k", 1, &buf), 1);
     ck_assert_uint_eq(buf.len, 3);
@@ -1547,7 +1590,7 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_test(tc, test_vcache);
     tcase_add_test(tc, test_vcache_dirty);
     tcase_add_test(tc, test_write_back);
-    tcase_add_test(tc, test_checkpoint_without_wal);
+    tcase_add_loop_test(tc, test_checkpoint_without_wal, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
