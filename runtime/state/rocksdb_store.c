@@ -319,9 +319,8 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
      * finds them without a cache lookup per level. Kept in the cache instead, a whole
      * filter of a large table outgrew its 4 MiB cache shard and was read again by every
      * get; partitioning them into 4 KiB cached blocks cured that but cost two cache
-     * lookups and a partition search per level and get (bench state-scale, uniform keys:
-     * gets 1.4x faster without, and 23% more msg/s with 40 MiB less RSS;
-     * docs/benchmarks.md). */
+     * lookups and a partition search per level and get (10M addresses, uniform keys:
+     * gets 1.4x faster without, and 70 MiB less RSS; docs/benchmarks.md). */
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(r->topts, 0);
     rocksdb_block_based_options_set_format_version(r->topts, 5);
     /* A hash index inside data blocks speeds up point reads. */
