@@ -78,7 +78,8 @@ typedef struct sf_state_options_s {
                                   checkpoints only: a checkpoint copies the commits since the
                                   last flush from the log instead of flushing them into a new
                                   level-0 table, which every get would search
-                                  (docs/state.md). The live store is still never reopened. */
+                                  (docs/state.md). The log is buffered and written out by the
+                                  checkpoint, so the live store must never be reopened. */
     bool write_back;           /* rocksdb without |wal|: a worker batch keeps the state it
                                   commits in its cache and writes it to the store only when
                                   the cache has no room for it or at sf_state_batch_write_back
