@@ -570,13 +570,13 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
 
     /* Before the pause: write the cached state back and the memtables out, so
      * that the checkpoint after the pause copies from the store's log (or, with
-     * no log, flushes) only what was committed since. Two sweeps: the second writes what the caches
-     * took during the first, and from its start until the pause they take no new
-     * dirty entries (those are written with their commits, as without the cache),
-     * so that little is left to write while commits are held (with a million
-     * addresses written uniformly the caches filled again: 8 192 values and a
-     * 100 ms hold). The flush comes last, so that the checkpoint has only the
-     * moments from it to the pause to copy. */
+     * no log, flushes) only what was committed since. Two sweeps: the second
+     * writes what the caches took during the first, and from its start until
+     * the pause they take no new dirty entries (those are written with their
+     * commits, as without the cache), so that little is left to write while
+     * commits are held (with a million addresses written uniformly the caches
+     * filled again: 8 192 values and a 100 ms hold). The flush comes last, so
+     * that the checkpoint has only the moments from it to the pause to copy. */
     if ((rv = write_back(rt, false, &written)) != 0 ||
         (rv = write_back(rt, true, &written)) != 0) {
         sf_log_error("checkpoint %" PRIu64 ": writing the cached state back failed", sa.id);

@@ -359,7 +359,10 @@ static void unpark_pass(sf_ingress_t *ing, bool stopping)
 {
     uint64_t now = uv_now(ing->loop);
     sf_ingress_parked_t **pp = &ing->parked, *p;
-    uint32_t pass = ++ing->pass;
+    uint32_t pass;
+    if (ing->nparked == 0)
+        return;
+    pass = ++ing->pass;
     while ((p = *pp) != NULL) {
         sf_ingress_kg_t *kg = &ing->kgs[p->m->key_group];
         bool admit = false, refuse = stopping;
@@ -394,9 +397,8 @@ static void unpark_pass(sf_ingress_t *ing, bool stopping)
 
 static void unpark_now(sf_ingress_t *ing)
 {
-    if (ing->nparked)
-        unpark_pass(ing, ing->closing ||
-                             atomic_load_explicit(ing->shutting_down, memory_order_relaxed));
+    unpark_pass(ing, ing->closing ||
+                         atomic_load_explicit(ing->shutting_down, memory_order_relaxed));
 }
 
 static void on_unpark(uv_timer_t *h) { unpark_now(h->data); }
@@ -559,8 +561,7 @@ void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg)
     ing->closing = true;
     ing->on_idle = on_idle;
     ing->on_idle_arg = arg;
-    if (ing->nparked)
-        unpark_pass(ing, true);
+    unpark_pass(ing, true);
     close_batch(ing);
     finish_ready(ing); /* calls on_idle when nothing is in flight */
 }
@@ -569,8 +570,7 @@ void sf_ingress_close(sf_ingress_t *ing)
 {
     SF_ASSERT(ing->inflight == 0 && ing->cur == NULL);
     ing->closing = true;
-    if (ing->nparked)
-        unpark_pass(ing, true);
+    unpark_pass(ing, true);
     if (ing->server) {
         sf_http_server_close(ing->server, NULL, NULL);
         ing->server = NULL;

@@ -118,10 +118,10 @@ int sf_ingress_init(sf_ingress_t *ing, uv_loop_t *loop, const sf_io_ingress_conf
  * as usual) and stops taking requests. Calls |on_idle|(|arg|) once no batch
  * is in flight any more (maybe from within this call).
  */
-/* Any thread: retry the parked requests now (see sf_io_ingress_room). */
-void sf_ingress_room(sf_ingress_t *ing);
-
 void sf_ingress_drain(sf_ingress_t *ing, void (*on_idle)(void *arg), void *arg);
+
+/** Any thread: retry the parked requests now (see sf_io_ingress_room). */
+void sf_ingress_room(sf_ingress_t *ing);
 
 /** Closes the listener and the handles; call after the drain finished. */
 void sf_ingress_close(sf_ingress_t *ing);

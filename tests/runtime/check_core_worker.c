@@ -116,8 +116,6 @@ static void on_paused(sf_worker_t *w, const sf_msg_fifo_t *local, const sf_msg_f
     atomic_fetch_add(&paused_workers, 1);
 }
 
-/* Pausing in the middle of a hop storm loses nothing: every message is
- * either delivered or pending at the pause, and all hops finish after it. */
 static int rooms;
 static void on_room(sf_workers_t *g)
 {
@@ -151,6 +149,8 @@ START_TEST(test_worker_room)
 }
 END_TEST
 
+/* Pausing in the middle of a hop storm loses nothing: every message is
+ * either delivered or pending at the pause, and all hops finish after it. */
 START_TEST(test_workers_pause_midway)
 {
     enum { CHAINS = 300, HOPS = 200 };
