@@ -13,8 +13,9 @@ starts one runtime on the copy the way bench.py does, and sends --runs runs of
 --messages messages to bench/blob over the loaded addresses with the same
 client as state-scale (one h2load connection x 100 streams). Per run it prints
 the messages accepted and refused, messages/s (first request to the last
-commit), the CPU share of each runtime thread (from /proc) and the CPU of the
-client (h2load and its output filter); at the end the runtime's VmHWM.
+commit), the CPU share of each runtime thread (from /proc), the runtime's CPU time per
+message (all its threads) and the CPU of the client (h2load and its output
+filter); at the end the runtime's VmHWM.
 Environment variables reach the runtime (for switches of an experimental build).
 """
 import argparse
@@ -89,6 +90,10 @@ def main():
                 "%s %.0f%%" % (k, 100 * (c1[k] - c0.get(k, 0)) / d) for k in sorted(c1)
                 if c1[k] - c0.get(k, 0) > 0.02 * d))
             print("   client (h2load + filter): %.0f%% of a core" % (100 * (k1 - k0) / d))
+            # CPU time per message is steadier than msg/s on a shared machine: other
+            # tenants slow the run down but take no CPU time from the runtime's threads.
+            print("   runtime CPU: %.1f us/msg" % (
+                1e6 * sum(c1[k] - c0.get(k, 0) for k in c1) / ok))
         print("VmHWM %.0f MiB" % (bench.proc_status_kib(rt.p.pid, "VmHWM") / 1024.0))
     finally:
         procs.stop_all()
