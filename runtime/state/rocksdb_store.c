@@ -344,14 +344,18 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
                                                                          : 2);
     rocksdb_options_set_max_total_wal_size(r->opts, 4 * (uint64_t)wbuf);
     rocksdb_options_set_memtable_whole_key_filtering(r->opts, 1);
-    /* Overwrite a key's value inside the memtable when the new value is no larger
-     * (a counter, a fixed-size record): a hot address then keeps one memtable entry
-     * instead of one per update, so gets and puts search a skip list of live keys, not
-     * of versions (bench embedded, RocksDB: 72% of the time in skip-list searches
-     * before). Needs memtable writes from one thread at a time; the workers' commits
-     * go through RocksDB's write group either way. */
+    /* Written through (every commit writes its state): overwrite a key's value inside
+     * the memtable when the new value is no larger (a counter, a fixed-size record), so
+     * a hot address keeps one memtable entry instead of one per update, and gets and
+     * puts search a skip list of live keys, not of versions (bench embedded, RocksDB:
+     * 72% of the time in skip-list searches before). Needs memtable writes from one
+     * thread at a time; the workers' commits go through RocksDB's write group either
+     * way. Written back, hot addresses stay in the workers' caches and what reaches the
+     * store is mostly keys the memtable does not hold: there an in-place update is a
+     * skip-list search that finds nothing before the insert's own (state-scale,
+     * uniform: 6-7% of all CPU; docs/state.md). */
     rocksdb_options_set_allow_concurrent_memtable_write(r->opts, 0);
-    rocksdb_options_set_inplace_update_support(r->opts, 1);
+    rocksdb_options_set_inplace_update_support(r->opts, o->write_back ? 0 : 1);
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(r->opts, 0.02);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(r->opts, 1);
     /* A small base level and small files: with 10M addresses of compressible state the
