@@ -306,8 +306,8 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     r = sf_xcalloc(1, sizeof *r);
     b->vt = &rocks_vt;
     b->store = r;
-    /* Without a WAL the memtables hold the only copy of recent commits: a checkpoint
-     * must flush them. */
+    /* With no log at all (neither |wal| nor |checkpoint_wal|) the memtables hold the
+     * only copy of recent commits: a checkpoint must flush them. */
     logged = o->wal || o->checkpoint_wal || o->sync_commits;
     r->checkpoint_flush_bytes = logged ? o->checkpoint_flush_bytes : 0;
 
@@ -353,7 +353,7 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
      * way. Written back, hot addresses stay in the workers' caches and what reaches the
      * store is mostly keys the memtable does not hold: there an in-place update is a
      * skip-list search that finds nothing before the insert's own (state-scale,
-     * uniform: 6-7% of all CPU; docs/state.md). */
+     * uniform: 7% of the CPU samples; docs/benchmarks.md). */
     rocksdb_options_set_allow_concurrent_memtable_write(r->opts, 0);
     rocksdb_options_set_inplace_update_support(r->opts, o->write_back ? 0 : 1);
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(r->opts, 0.02);
