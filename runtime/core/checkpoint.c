@@ -550,6 +550,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     files_t files;
     char path[4096], state[4096];
     uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
+    uint64_t sweep_us, flush_us;
     size_t written = 0, written_held = 0;
     size_t i, j;
     bool concurrent;
@@ -583,8 +584,10 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         rmtree(path);
         return rv;
     }
+    sweep_us = (uv_hrtime() - t0) / 1000;
     sf_state_flush(rt->state);
     start = uv_hrtime();
+    flush_us = (start - t0) / 1000 - sweep_us;
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
     sa.out = sf_xcalloc(rt->workers.n, sizeof *sa.out);
     for (i = 0; i < rt->workers.n; i++) {
@@ -681,10 +684,13 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         stats->bytes = m.bytes;
         stats->new_bytes = new_bytes;
     }
-    sf_log_debug("checkpoint %" PRIu64 " complete: pause %" PRIu64 " us (stop and snapshot %" PRIu64
-                 " us), store %" PRIu64 " us (%s), %" PRIu64 " bytes (%" PRIu64 " new), %" PRIu64
+    sf_log_debug("checkpoint %" PRIu64 " complete in %" PRIu64 " us: write-back %" PRIu64
+                 " us, flush %" PRIu64 " us, pause %" PRIu64 " us (stop and snapshot %" PRIu64
+                 " us), commits held %" PRIu64 " us, store %" PRIu64 " us (%s), %" PRIu64
+                 " bytes (%" PRIu64 " new), %" PRIu64
                  " pending messages, %zu + %zu cached values written back",
-                 sa.id, pause_us, stopped_us, store_us,
+                 sa.id, (uv_hrtime() - t0) / 1000, sweep_us, flush_us, pause_us, stopped_us,
+                 hold_us, store_us,
                  concurrent ? "after the pause, commits held" : "in the pause", m.bytes, new_bytes,
                  m.pending, written, written_held);
     if (!dir)
