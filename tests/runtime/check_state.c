@@ -7,7 +7,8 @@
  * their cancellation by token, surviving close and reopen (memory: through a
  * snapshot), key-group range scans, log records, checkpoint and restore into
  * a fresh directory, workers writing concurrently on their own key
- * groups, and one key overwritten in place with values that shrink and grow.
+ * groups, one key overwritten in place with values that shrink and grow, and
+ * the options RocksDB recorded for the runtime's settings.
  */
 #include <check.h>
 #include <dirent.h>
@@ -1567,6 +1568,51 @@ START_TEST(test_checkpoint_without_wal)
 }
 END_TEST
 
+/* The RocksDB options the runtime opens with (write-back, a log for checkpoints
+ * only), as RocksDB wrote them to its OPTIONS file: preallocation is off, and the
+ * settings made before the option string turned it off survived that copy. */
+START_TEST(test_rocksdb_options)
+{
+    static const char *const want[] = {
+        "allow_fallocate=false",
+        "manual_wal_flush=true",
+        "max_bytes_for_level_base=33554432",
+        "level0_file_num_compaction_trigger=8",
+        "inplace_update_support=false",
+        "compaction_filter=statefun.ttl",
+        "cache_index_and_filter_blocks=false",
+    };
+    sf_state_options_t o;
+    sf_state_backend_t *b;
+    char *tmp = sf_test_mkdtemp("state-opts"), live[600], path[1200] = "", *text;
+    DIR *d;
+    struct dirent *e;
+    size_t i, len;
+    ck_assert_ptr_nonnull(tmp);
+    snprintf(live, sizeof live, "%s/db", tmp);
+    sf_state_options_init(&o);
+    o.kind = "rocksdb";
+    o.dir = live;
+    o.max_parallelism = 16;
+    o.write_back = true;
+    o.wal = false;
+    o.checkpoint_wal = true;
+    ck_assert_int_eq(sf_state_open2(&o, &b), 0);
+    sf_state_close(b);
+    ck_assert_ptr_nonnull(d = opendir(live));
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "OPTIONS-", 8) == 0)
+            snprintf(path, sizeof path, "%s/%s", live, e->d_name);
+    closedir(d);
+    ck_assert_str_ne(path, "");
+    ck_assert_ptr_nonnull(text = sf_test_read_file(path, &len));
+    for (i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]) != NULL, "%s: no %s", path, want[i]);
+    free(text);
+    sf_test_rmtree(tmp);
+}
+END_TEST
+
 Suite *sf_runtime_state_suite(void)
 {
     Suite *s = suite_create("runtime_state");
@@ -1591,6 +1637,7 @@ Suite *sf_runtime_state_suite(void)
     tcase_add_test(tc, test_vcache_dirty);
     tcase_add_test(tc, test_write_back);
     tcase_add_loop_test(tc, test_checkpoint_without_wal, 0, 2);
+    tcase_add_test(tc, test_rocksdb_options);
     suite_add_tcase(s, tc);
     return s;
 }
