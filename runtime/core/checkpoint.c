@@ -550,7 +550,7 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     files_t files;
     char path[4096], state[4096];
     uint64_t t0 = uv_hrtime(), start, pause_us, hold_us, new_bytes = 0, stopped_us, store_us = 0;
-    uint64_t sweep_us, flush_us;
+    uint64_t flushed, duration_us;
     size_t written = 0, written_held = 0;
     size_t i, j;
     bool concurrent;
@@ -584,10 +584,9 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
         rmtree(path);
         return rv;
     }
-    sweep_us = (uv_hrtime() - t0) / 1000;
+    flushed = uv_hrtime();
     sf_state_flush(rt->state);
     start = uv_hrtime();
-    flush_us = (start - t0) / 1000 - sweep_us;
     sa.local = sf_xcalloc(rt->workers.n, sizeof *sa.local);
     sa.out = sf_xcalloc(rt->workers.n, sizeof *sa.out);
     for (i = 0; i < rt->workers.n; i++) {
@@ -677,10 +676,11 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
     }
     files_free(&c->last);
     c->last = files;
+    duration_us = (uv_hrtime() - t0) / 1000;
     if (stats) {
         stats->pause_us = pause_us;
         stats->hold_us = hold_us;
-        stats->duration_us = (uv_hrtime() - t0) / 1000;
+        stats->duration_us = duration_us;
         stats->bytes = m.bytes;
         stats->new_bytes = new_bytes;
     }
@@ -689,8 +689,8 @@ int sf_checkpointer_take(sf_checkpointer_t *c, const char *dir, sf_checkpoint_st
                  " us), commits held %" PRIu64 " us, store %" PRIu64 " us (%s), %" PRIu64
                  " bytes (%" PRIu64 " new), %" PRIu64
                  " pending messages, %zu + %zu cached values written back",
-                 sa.id, (uv_hrtime() - t0) / 1000, sweep_us, flush_us, pause_us, stopped_us,
-                 hold_us, store_us,
+                 sa.id, duration_us, (flushed - t0) / 1000, (start - flushed) / 1000, pause_us,
+                 stopped_us, hold_us, store_us,
                  concurrent ? "after the pause, commits held" : "in the pause", m.bytes, new_bytes,
                  m.pending, written, written_held);
     if (!dir)

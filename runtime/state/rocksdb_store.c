@@ -292,27 +292,23 @@ static const sf__store_vt_t rocks_vt = {
     .batch_iterate = rocks_batch_iterate,
 };
 
-/* No fallocate() of new files. RocksDB preallocates each new log file (about 1.1
- * write buffers), and it does so in the first commit that writes the file: on a
- * worker, since the workers commit. ext4 then reads block bitmaps from the disk
- * while the checkpoint's flush keeps it busy, and the worker waits for them: for
- * 100 ms to 1 s at times on this machine, while messages pile up behind it
- * (remote-counter at a fixed 50 000 msg/s: p99 of 100-500 ms in such runs against
- * 4-5 ms; docs/benchmarks.md). Without it the log's pages are allocated when the
- * kernel writes them back. The option has no setter in RocksDB 7.8's C API, so it
- * goes through RocksDB's own option-string parser. */
-static int no_fallocate(rocks_t *r)
+/* Default options but for one: no fallocate() of new files. RocksDB preallocates
+ * each new log file (about 1.1 write buffers), and it does so in the first commit
+ * that writes the file: on a worker, since the workers commit. ext4 then reads block
+ * bitmaps from the disk while the checkpoint's flush keeps it busy, and the worker
+ * waits for them: for 100 ms to 1 s at times on this machine, while messages pile up
+ * behind it (remote-counter at a fixed 50 000 msg/s: p99 of 100-500 ms in such runs
+ * against 4-5 ms; docs/benchmarks.md). Without it the log's pages are allocated when
+ * the kernel writes them back. The option has no setter in RocksDB 7.8's C API, so it
+ * goes through RocksDB's own option-string parser, before any other setting. */
+static int options_new(rocks_t *r)
 {
-    rocksdb_options_t *n = rocksdb_options_create();
+    rocksdb_options_t *defaults = rocksdb_options_create();
     char *err = NULL;
-    rocksdb_get_options_from_string(r->opts, "allow_fallocate=false", n, &err);
-    if (err) {
-        rocksdb_options_destroy(n);
-        return rerr("options", err);
-    }
-    rocksdb_options_destroy(r->opts);
-    r->opts = n;
-    return 0;
+    r->opts = rocksdb_options_create();
+    rocksdb_get_options_from_string(defaults, "allow_fallocate=false", r->opts, &err);
+    rocksdb_options_destroy(defaults);
+    return err ? rerr("options", err) : 0;
 }
 
 int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
@@ -357,7 +353,11 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
         r->topts, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
     rocksdb_block_based_options_set_data_block_hash_ratio(r->topts, 0.75);
 
-    r->opts = rocksdb_options_create();
+    if ((rv = options_new(r)) != 0) {
+        rocks_close(b);
+        b->vt = NULL;
+        return rv;
+    }
     rocksdb_options_set_create_if_missing(r->opts, 1);
     rocksdb_options_increase_parallelism(r->opts, jobs);
     rocksdb_options_set_max_background_jobs(r->opts, jobs);
@@ -407,11 +407,6 @@ int sf__rocks_open(sf_state_backend_t *b, const sf_state_options_t *o)
     r->wal_buffered = o->checkpoint_wal && !o->wal && !o->sync_commits;
     if (r->wal_buffered)
         rocksdb_options_set_manual_wal_flush(r->opts, 1);
-    if ((rv = no_fallocate(r)) != 0) {
-        rocks_close(b);
-        b->vt = NULL;
-        return rv;
-    }
 
     r->ropts = rocksdb_readoptions_create();
     r->wopts = rocksdb_writeoptions_create();

@@ -117,6 +117,15 @@ static int get(fx_t *f, sf_state_batch_t *batch, uint16_t kg, const char *id, co
     return rv;
 }
 
+/* Options for a RocksDB store in |dir| with 16 key groups; the rest as defaulted. */
+static void rocks_options(sf_state_options_t *o, const char *dir)
+{
+    sf_state_options_init(o);
+    o->kind = "rocksdb";
+    o->dir = dir;
+    o->max_parallelism = 16;
+}
+
 static int count_cb(const sf_state_entry_t *e, void *ud)
 {
     (*(int *)ud)++;
@@ -1369,10 +1378,7 @@ START_TEST(test_write_back)
     snprintf(live, sizeof live, "%s/db", tmp);
     snprintf(cp, sizeof cp, "%s/cp", tmp);
     snprintf(live2, sizeof live2, "%s/db2", tmp);
-    sf_state_options_init(&o);
-    o.kind = "rocksdb";
-    o.dir = live;
-    o.max_parallelism = 16;
+    rocks_options(&o, live);
     o.write_back = true;
     ck_assert_int_eq(sf_state_open2(&o, &b), SF_EINVAL); /* a WAL would lose the caches */
     o.wal = false;
@@ -1516,10 +1522,7 @@ START_TEST(test_checkpoint_without_wal)
     snprintf(cp, sizeof cp, "%s/cp", tmp);
     snprintf(live2, sizeof live2, "%s/db2", tmp);
     sf_buf_init(&buf, NULL);
-    sf_state_options_init(&o);
-    o.kind = "rocksdb";
-    o.dir = live;
-    o.max_parallelism = 16;
+    rocks_options(&o, live);
     o.wal = false;
     o.checkpoint_wal = _i == 1;
     ck_assert_int_eq(sf_state_open2(&o, &b), 0);
@@ -1569,8 +1572,8 @@ START_TEST(test_checkpoint_without_wal)
 END_TEST
 
 /* The RocksDB options the runtime opens with (write-back, a log for checkpoints
- * only), as RocksDB wrote them to its OPTIONS file: preallocation is off, and the
- * settings made before the option string turned it off survived that copy. */
+ * only), as RocksDB wrote them to its OPTIONS file: preallocation is off (set through
+ * the option-string parser), and the settings made after it are there too. */
 START_TEST(test_rocksdb_options)
 {
     static const char *const want[] = {
@@ -1590,10 +1593,7 @@ START_TEST(test_rocksdb_options)
     size_t i, len;
     ck_assert_ptr_nonnull(tmp);
     snprintf(live, sizeof live, "%s/db", tmp);
-    sf_state_options_init(&o);
-    o.kind = "rocksdb";
-    o.dir = live;
-    o.max_parallelism = 16;
+    rocks_options(&o, live);
     o.write_back = true;
     o.wal = false;
     o.checkpoint_wal = true;
