@@ -17,63 +17,26 @@ void sf__sbuf_dispose(sf__sbuf_t *b)
     sf__sbuf_init(b);
 }
 
-uint8_t *sf__sbuf_reserve(sf__sbuf_t *b, size_t n)
+uint8_t *sf__sbuf_grow(sf__sbuf_t *b, size_t n)
 {
-    size_t need = b->len + n, cap;
-    if (need > b->cap) {
-        cap = b->cap * 2;
-        while (cap < need)
-            cap *= 2;
-        if (b->p == b->_inl) {
-            uint8_t *p = sf_xmalloc(cap);
-            memcpy(p, b->_inl, b->len);
-            b->p = p;
-        } else {
-            b->p = sf_xrealloc(b->p, cap);
-        }
-        b->cap = cap;
+    size_t need = b->len + n, cap = b->cap * 2;
+    while (cap < need)
+        cap *= 2;
+    if (b->p == b->_inl) {
+        uint8_t *p = sf_xmalloc(cap);
+        memcpy(p, b->_inl, b->len);
+        b->p = p;
+    } else {
+        b->p = sf_xrealloc(b->p, cap);
     }
+    b->cap = cap;
     return b->p + b->len;
-}
-
-void sf__sbuf_put(sf__sbuf_t *b, const void *data, size_t n)
-{
-    if (n == 0)
-        return;
-    memcpy(sf__sbuf_reserve(b, n), data, n);
-    b->len += n;
-}
-
-void sf__sbuf_be16(sf__sbuf_t *b, uint16_t v)
-{
-    uint8_t *p = sf__sbuf_reserve(b, 2);
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-    b->len += 2;
 }
 
 void sf__sbuf_be64(sf__sbuf_t *b, uint64_t v)
 {
     sf__put_be64(sf__sbuf_reserve(b, 8), v);
     b->len += 8;
-}
-
-void sf__sbuf_varint(sf__sbuf_t *b, uint64_t v)
-{
-    uint8_t *p = sf__sbuf_reserve(b, 10);
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    b->len += n;
-}
-
-void sf__sbuf_lp(sf__sbuf_t *b, const void *data, size_t n)
-{
-    sf__sbuf_varint(b, n);
-    sf__sbuf_put(b, data, n);
 }
 
 void sf__buf_put(sf_buf_t *b, const void *data, size_t n)

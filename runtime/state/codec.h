@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "backend.h"
 
@@ -60,19 +61,56 @@ static inline void sf__sbuf_init(sf__sbuf_t *b)
     b->cap = sizeof b->_inl;
 }
 void sf__sbuf_dispose(sf__sbuf_t *b);
+/** sf__sbuf_reserve when the bytes do not fit: grows the buffer. */
+uint8_t *sf__sbuf_grow(sf__sbuf_t *b, size_t n);
+
+/* The appends are inline: state keys are built from a few of them for every
+ * read and write of a state, one call each was a tenth of an embedded
+ * message's instructions (bench/instructions.py, docs/benchmarks.md). */
+
 /** Makes room for |n| more bytes and returns where they go (len unchanged). */
-uint8_t *sf__sbuf_reserve(sf__sbuf_t *b, size_t n);
-void sf__sbuf_put(sf__sbuf_t *b, const void *data, size_t n);
+static inline uint8_t *sf__sbuf_reserve(sf__sbuf_t *b, size_t n)
+{
+    return n <= b->cap - b->len ? b->p + b->len : sf__sbuf_grow(b, n);
+}
+static inline void sf__sbuf_put(sf__sbuf_t *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return;
+    memcpy(sf__sbuf_reserve(b, n), data, n);
+    b->len += n;
+}
 static inline void sf__sbuf_byte(sf__sbuf_t *b, uint8_t c)
 {
-    if (b->len == b->cap)
-        sf__sbuf_reserve(b, 1);
-    b->p[b->len++] = c;
+    *sf__sbuf_reserve(b, 1) = c;
+    b->len++;
 }
-void sf__sbuf_be16(sf__sbuf_t *b, uint16_t v);
+static inline void sf__sbuf_be16(sf__sbuf_t *b, uint16_t v)
+{
+    uint8_t *p = sf__sbuf_reserve(b, 2);
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    b->len += 2;
+}
 void sf__sbuf_be64(sf__sbuf_t *b, uint64_t v);
-void sf__sbuf_varint(sf__sbuf_t *b, uint64_t v);
-void sf__sbuf_lp(sf__sbuf_t *b, const void *data, size_t n);
+/** Appends |v| as LEB128. */
+static inline void sf__sbuf_varint(sf__sbuf_t *b, uint64_t v)
+{
+    uint8_t *p = sf__sbuf_reserve(b, 10);
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    b->len += n;
+}
+/** Appends lp(x): the length as LEB128, then the bytes. */
+static inline void sf__sbuf_lp(sf__sbuf_t *b, const void *data, size_t n)
+{
+    sf__sbuf_varint(b, n);
+    sf__sbuf_put(b, data, n);
+}
 
 /** Appends |n| bytes to an sf_buf_t, aborting on out-of-memory. */
 void sf__buf_put(sf_buf_t *b, const void *data, size_t n);
