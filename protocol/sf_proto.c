@@ -7,19 +7,10 @@
  */
 #include "sf_proto.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define ARENA_MIN_CHUNK 4096
-#define ARENA_ALIGN 16
-
-struct sf_arena_chunk_s {
-    sf_arena_chunk_t *next;
-    size_t size; /* usable bytes after the header */
-    size_t used;
-    /* data follows, aligned */
-};
-
-#define CHUNK_HDR ((sizeof(sf_arena_chunk_t) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
 
 void sf_arena_init(sf_arena_t *arena, const sf_mem *mem)
 {
@@ -28,18 +19,20 @@ void sf_arena_init(sf_arena_t *arena, const sf_mem *mem)
     arena->_bytes = 0;
 }
 
-void *sf_arena_alloc(sf_arena_t *arena, size_t size)
+void *sf__arena_alloc_chunk(sf_arena_t *arena, size_t size)
 {
     sf_arena_chunk_t *c = arena->_head;
-    size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t need = (size + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1);
     void *p;
+    if (need < size || need > SIZE_MAX / 4)
+        return NULL; /* more than any allocator gives */
     if (need == 0)
-        need = ARENA_ALIGN;
+        need = SF__ARENA_ALIGN;
     if (!c || c->size - c->used < need) {
         size_t sz = c ? c->size * 2 : ARENA_MIN_CHUNK;
         while (sz < need)
             sz *= 2;
-        c = sf_mem_malloc(arena->_mem, CHUNK_HDR + sz);
+        c = sf_mem_malloc(arena->_mem, SF__ARENA_HDR + sz);
         if (!c)
             return NULL;
         c->size = sz;
@@ -47,7 +40,7 @@ void *sf_arena_alloc(sf_arena_t *arena, size_t size)
         c->next = arena->_head;
         arena->_head = c;
     }
-    p = (char *)c + CHUNK_HDR + c->used;
+    p = (char *)c + SF__ARENA_HDR + c->used;
     c->used += need;
     arena->_bytes += need;
     return p;

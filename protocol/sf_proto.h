@@ -108,9 +108,39 @@ typedef struct sf_arena_s {
     size_t _bytes;           /* private: bytes handed out since the last reset */
 } sf_arena_t;
 
+/* Private, here for the inline sf_arena_alloc. Part of the embedded module ABI
+ * (an embedded library allocates from the runtime's arena with its own copy
+ * of this code): changing it changes SF_MODULE_ABI_VERSION. */
+struct sf_arena_chunk_s {
+    sf_arena_chunk_t *next;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+    /* data follows, aligned */
+};
+#define SF__ARENA_ALIGN 16
+#define SF__ARENA_HDR                                                                              \
+    ((sizeof(sf_arena_chunk_t) + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1))
+
 void sf_arena_init(sf_arena_t *arena, const sf_mem *mem);
-/** Returns |size| bytes, or NULL when the allocator fails. */
-void *sf_arena_alloc(sf_arena_t *arena, size_t size);
+/** sf_arena_alloc when the current chunk has no room: takes a new chunk. */
+void *sf__arena_alloc_chunk(sf_arena_t *arena, size_t size);
+
+/**
+ * Returns |size| bytes, or NULL when the allocator fails. Inline: building a
+ * request or reply takes dozens of these (bench/instructions.py).
+ */
+static inline void *sf_arena_alloc(sf_arena_t *arena, size_t size)
+{
+    sf_arena_chunk_t *c = arena->_head;
+    size_t need = (size + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1);
+    void *p;
+    if (!c || size == 0 || need < size || need > c->size - c->used)
+        return sf__arena_alloc_chunk(arena, size);
+    p = (char *)c + SF__ARENA_HDR + c->used;
+    c->used += need;
+    arena->_bytes += need;
+    return p;
+}
 /** Copies |len| bytes and NUL-terminates them in the arena. */
 char *sf_arena_strndup(sf_arena_t *arena, const char *s, size_t len);
 void sf_arena_reset(sf_arena_t *arena);
