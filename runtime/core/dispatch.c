@@ -41,14 +41,17 @@ typedef struct fn_s {
 } fn_t;
 
 /* An address with work: a batch in flight, a backlog or a retry pending.
- * One allocation: the struct, then the address string and NUL-terminated
- * copies of its three parts (for the protocol structs). */
+ * One allocation: the struct, then the address string, NUL-terminated
+ * copies of its three parts (for the protocol structs) and its state keys'
+ * prefix (encoded once for every read and write of its states). */
 typedef struct act_s {
     sf_actmap_node_t node; /* key: the address string */
     char *addr;            /* points into _strs */
     size_t addr_len;
     sf_addr_t parts;       /* slices of addr */
     char *ns, *type, *id;  /* point into _strs */
+    uint8_t *kprefix;      /* sf_state_prefix, in _strs */
+    size_t kprefix_len;
     uint16_t kg;
     fn_t *fn;
     wctx_t *wc;
@@ -68,7 +71,7 @@ typedef struct act_s {
     /* Idle (nothing queued, in flight or staged), kept for the next message: */
     bool idle;
     struct act_s *idle_prev, *idle_next; /* wc's idle list, oldest first */
-    char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' */
+    char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' kprefix */
 } act_t;
 
 struct wctx_s {
@@ -246,6 +249,8 @@ static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
 {
     uint64_t h = sf_actmap_hash(addr, len);
     sf_actmap_node_t *n = sf_actmap_get(&wc->acts, addr, len, h);
+    sf_addr_t parts;
+    size_t plen;
     act_t *a;
     if (n) {
         a = sf_container_of(n, act_t, node);
@@ -254,7 +259,10 @@ static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
         return a;
     }
     /* The parts together are the address less its two slashes. */
-    a = sf_xcalloc(1, sizeof *a + 2 * len + 2);
+    memset(&parts, 0, sizeof parts);
+    sf_addr_parse(addr, len, &parts);
+    plen = sf_state_prefix_len(&parts);
+    a = sf_xcalloc(1, sizeof *a + 2 * len + 2 + plen);
     a->addr = a->_strs;
     memcpy(a->addr, addr, len);
     a->addr[len] = '\0';
@@ -269,6 +277,9 @@ static act_t *act_get(wctx_t *wc, const char *addr, size_t len, uint16_t kg)
     a->id = a->type + a->parts.type_len + 1;
     memcpy(a->id, a->parts.id, a->parts.id_len);
     a->id[a->parts.id_len] = '\0';
+    a->kprefix = (uint8_t *)a->id + a->parts.id_len + 1;
+    a->kprefix_len = plen;
+    sf_state_prefix(a->kprefix, kg, &a->parts);
     a->kg = kg;
     a->wc = wc;
     sf_msg_fifo_init(&a->backlog);
@@ -371,8 +382,8 @@ static sf_pb_to_function_t *build_request(act_t *a, int64_t now)
         pv->state_name = fn->specs[i].name;
         pv->state_value = tv;
         tv->typename_ = fn->specs[i].type_name;
-        rv = sf_state_get(wc->rt->state, wc->batch, a->kg, &a->parts, fn->specs[i].name, now,
-                          SF_STATE_GET_TOUCH, &wc->vbuf, &v);
+        rv = sf_state_get_at(wc->rt->state, wc->batch, a->kprefix, a->kprefix_len,
+                             fn->specs[i].name, now, SF_STATE_GET_TOUCH, &wc->vbuf, &v);
         if (rv < 0) {
             sf_log_error("address %s: reading state '%s' failed: %s", a->addr,
                          fn->specs[i].name, sf_strerror(rv));
@@ -479,14 +490,14 @@ static int stage_result(act_t *a, const sf_pb_invocation_response_t *r, int64_t 
             return SF_EPROTO;
         s = fn_spec(a->fn, m->state_name);
         if (m->mutation_type == SF_PB_MUTATION_DELETE) {
-            rv = sf_state_batch_delete(wc->batch, a->kg, &a->parts, m->state_name);
+            rv = sf_state_batch_delete_at(wc->batch, a->kprefix, a->kprefix_len, m->state_name);
         } else if (m->mutation_type == SF_PB_MUTATION_MODIFY && m->state_value) {
             const char *tn = m->state_value->typename_ && *m->state_value->typename_
                                  ? m->state_value->typename_
                                  : (s ? s->type_name : "");
-            rv = sf_state_batch_put(wc->batch, a->kg, &a->parts, m->state_name, tn,
-                                    m->state_value->value.data, m->state_value->value.len,
-                                    s ? s->mode : SF_STATE_TTL_NONE, s ? s->ttl_ms : 0, now);
+            rv = sf_state_batch_put_at(wc->batch, a->kprefix, a->kprefix_len, m->state_name, tn,
+                                       m->state_value->value.data, m->state_value->value.len,
+                                       s ? s->mode : SF_STATE_TTL_NONE, s ? s->ttl_ms : 0, now);
         } else {
             return SF_EPROTO;
         }

@@ -514,32 +514,90 @@ static int check_range(const sf_state_backend_t *b, uint32_t lo, uint32_t hi)
     return lo <= hi && hi <= b->max_parallelism ? 0 : SF_EINVAL;
 }
 
-int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *addr,
-                       const char *name, const char *type_name, const uint8_t *data, size_t len,
-                       sf_state_ttl_mode mode, int64_t ttl_ms, int64_t now_ms)
+/* A state key's prefix as the _at calls take it: its key group (returned
+ * through |kg|) must be in range and its kind a state's. */
+static int check_prefix(const sf_state_backend_t *b, const uint8_t *prefix, size_t plen)
 {
-    if (check_kg(batch->backend, kg) != 0 || (unsigned)mode > SF_STATE_TTL_AFTER_INVOKE)
+    return plen > 3 && prefix[2] == SF__KIND_STATE ? check_kg(b, sf__get_be16(prefix)) : SF_EINVAL;
+}
+
+size_t sf_state_prefix_len(const sf_addr_t *addr)
+{
+    return 3 + sf__lp_len(addr->ns_len) + sf__lp_len(addr->type_len) + sf__lp_len(addr->id_len);
+}
+
+void sf_state_prefix(uint8_t *out, uint16_t kg, const sf_addr_t *addr)
+{
+    sf__sbuf_t k;
+    sf__sbuf_init(&k);
+    sf__key_addr_prefix(&k, kg, addr);
+    memcpy(out, k.p, k.len);
+    sf__sbuf_dispose(&k);
+}
+
+/* |k| := the key of state |name| after |prefix|. */
+static void state_key_at(sf__sbuf_t *k, const uint8_t *prefix, size_t plen, const char *name)
+{
+    k->len = 0;
+    sf__sbuf_put(k, prefix, plen);
+    sf__sbuf_lp(k, name, strlen(name));
+}
+
+int sf_state_batch_put_at(sf_state_batch_t *batch, const uint8_t *prefix, size_t plen,
+                          const char *name, const char *type_name, const uint8_t *data, size_t len,
+                          sf_state_ttl_mode mode, int64_t ttl_ms, int64_t now_ms)
+{
+    if (check_prefix(batch->backend, prefix, plen) != 0 ||
+        (unsigned)mode > SF_STATE_TTL_AFTER_INVOKE)
         return SF_EINVAL;
     if (ttl_ms <= 0)
         mode = SF_STATE_TTL_NONE;
-    batch->key.len = 0;
+    state_key_at(&batch->key, prefix, plen, name);
     batch->val.len = 0;
-    sf__key_state(&batch->key, kg, addr, name, strlen(name));
     sf__enc_value(&batch->val, mode, mode ? ttl_ms : 0, mode ? now_ms + ttl_ms : 0, type_name,
                   strlen(type_name), data, len);
     batch_op(batch, &batch->key, batch->val.p, batch->val.len);
     return 0;
 }
 
+int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *addr,
+                       const char *name, const char *type_name, const uint8_t *data, size_t len,
+                       sf_state_ttl_mode mode, int64_t ttl_ms, int64_t now_ms)
+{
+    sf__sbuf_t p;
+    int rv;
+    if (check_kg(batch->backend, kg) != 0)
+        return SF_EINVAL;
+    sf__sbuf_init(&p);
+    sf__key_addr_prefix(&p, kg, addr);
+    rv = sf_state_batch_put_at(batch, p.p, p.len, name, type_name, data, len, mode, ttl_ms,
+                               now_ms);
+    sf__sbuf_dispose(&p);
+    return rv;
+}
+
+int sf_state_batch_delete_at(sf_state_batch_t *batch, const uint8_t *prefix, size_t plen,
+                             const char *name)
+{
+    if (check_prefix(batch->backend, prefix, plen) != 0)
+        return SF_EINVAL;
+    state_key_at(&batch->key, prefix, plen, name);
+    batch_op(batch, &batch->key, NULL, 0);
+    return 0;
+}
+
 int sf_state_batch_delete(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *addr,
                           const char *name)
 {
+    sf__sbuf_t p;
+    int rv;
     if (check_kg(batch->backend, kg) != 0)
         return SF_EINVAL;
-    batch->key.len = 0;
-    sf__key_state(&batch->key, kg, addr, name, strlen(name));
-    batch_op(batch, &batch->key, NULL, 0);
-    return 0;
+    sf__sbuf_init(&p);
+    sf__key_addr_prefix(&p, kg, addr);
+    rv = sf_state_batch_delete_at(batch, p.p, p.len, name);
+    sf__sbuf_dispose(&p);
+    return rv;
 }
 
 /* Writes |key| -> |val| (NULL: deletes) through |batch|, or at once. */
@@ -553,16 +611,17 @@ static int write_through(sf_state_backend_t *b, sf_state_batch_t *batch, const s
     return sf__store_write1(b, key->p, key->len, val, vlen);
 }
 
-int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
-                 const sf_addr_t *addr, const char *name, int64_t now_ms, int flags,
-                 sf_buf_t *buf, sf_state_value_t *out)
+int sf_state_get_at(sf_state_backend_t *b, sf_state_batch_t *batch, const uint8_t *prefix,
+                    size_t plen, const char *name, int64_t now_ms, int flags, sf_buf_t *buf,
+                    sf_state_value_t *out)
 {
     sf__sbuf_t key;
+    sf__state_key_t k;
     int rv;
-    if (check_kg(b, kg) != 0)
+    if (check_prefix(b, prefix, plen) != 0)
         return SF_EINVAL;
     sf__sbuf_init(&key);
-    sf__key_state(&key, kg, addr, name, strlen(name));
+    state_key_at(&key, prefix, plen, name);
     sf_buf_reset(buf);
     if (!batch || !batch->cache || (rv = sf__vcache_get(batch->cache, key.p, key.len, buf)) < 0) {
         rv = b->vt->get(b, key.p, key.len, buf);
@@ -572,9 +631,10 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
     if (rv != 1)
         goto out;
     if (sf__dec_value(buf->base, buf->len, out) != 0) {
-        sf_log_error("state: corrupt value of %.*s/%.*s/%.*s state %s", (int)addr->ns_len,
-                     addr->ns, (int)addr->type_len, addr->type, (int)addr->id_len, addr->id,
-                     name);
+        if (sf__parse_state_key(key.p, key.len, &k) == 0)
+            sf_log_error("state: corrupt value of %.*s/%.*s/%.*s state %s", (int)k.addr.ns_len,
+                         k.addr.ns, (int)k.addr.type_len, k.addr.type, (int)k.addr.id_len,
+                         k.addr.id, name);
         rv = SF_ESTATE;
         goto out;
     }
@@ -593,6 +653,21 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
     }
 out:
     sf__sbuf_dispose(&key);
+    return rv;
+}
+
+int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
+                 const sf_addr_t *addr, const char *name, int64_t now_ms, int flags,
+                 sf_buf_t *buf, sf_state_value_t *out)
+{
+    sf__sbuf_t p;
+    int rv;
+    if (check_kg(b, kg) != 0)
+        return SF_EINVAL;
+    sf__sbuf_init(&p);
+    sf__key_addr_prefix(&p, kg, addr);
+    rv = sf_state_get_at(b, batch, p.p, p.len, name, now_ms, flags, buf, out);
+    sf__sbuf_dispose(&p);
     return rv;
 }
 

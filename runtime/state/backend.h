@@ -171,6 +171,21 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
                  const sf_addr_t *addr, const char *name, int64_t now_ms, int flags,
                  sf_buf_t *buf, sf_state_value_t *out);
 
+/**
+ * Every state key of |addr| in key group |kg| starts with the same bytes, its
+ * prefix: sf_state_prefix writes its sf_state_prefix_len(addr) bytes to |out|.
+ * The _at calls take a prefix where the others take |kg| and |addr|, and only
+ * append the state's name: a caller that reads and writes one address again
+ * and again (the dispatcher's activations) encodes the address once.
+ */
+size_t sf_state_prefix_len(const sf_addr_t *addr);
+void sf_state_prefix(uint8_t *out, uint16_t kg, const sf_addr_t *addr);
+
+/** sf_state_get with |addr|'s prefix (sf_state_prefix). SF_EINVAL for a bad one. */
+int sf_state_get_at(sf_state_backend_t *b, sf_state_batch_t *batch, const uint8_t *prefix,
+                    size_t plen, const char *name, int64_t now_ms, int flags, sf_buf_t *buf,
+                    sf_state_value_t *out);
+
 /** One state as seen by a scan. Pointers are valid during the callback only. */
 typedef struct sf_state_entry_s {
     uint16_t key_group;
@@ -303,6 +318,13 @@ int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *ad
 /** Deletes state |name| of |addr| (absent is fine). Returns 0 or SF_EINVAL. */
 int sf_state_batch_delete(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *addr,
                           const char *name);
+
+/** sf_state_batch_put and _delete with |addr|'s prefix (sf_state_prefix). */
+int sf_state_batch_put_at(sf_state_batch_t *batch, const uint8_t *prefix, size_t plen,
+                          const char *name, const char *type_name, const uint8_t *data, size_t len,
+                          sf_state_ttl_mode mode, int64_t ttl_ms, int64_t now_ms);
+int sf_state_batch_delete_at(sf_state_batch_t *batch, const uint8_t *prefix, size_t plen,
+                             const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Timers: delayed messages                                                   */

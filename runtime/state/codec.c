@@ -97,13 +97,6 @@ void sf__key_addr_prefix(sf__sbuf_t *k, uint16_t kg, const sf_addr_t *a)
     sf__enc_addr(k, a);
 }
 
-void sf__key_state(sf__sbuf_t *k, uint16_t kg, const sf_addr_t *a, const char *name,
-                   size_t name_len)
-{
-    sf__key_addr_prefix(k, kg, a);
-    sf__sbuf_lp(k, name, name_len);
-}
-
 void sf__key_timer(sf__sbuf_t *k, uint16_t kg, int64_t fire_at, uint64_t seq)
 {
     sf__key_kind(k, kg, SF__KIND_TIMER);

@@ -105,6 +105,14 @@ static inline void sf__sbuf_varint(sf__sbuf_t *b, uint64_t v)
     p[n++] = (uint8_t)v;
     b->len += n;
 }
+/** The bytes of lp(x) for an |n|-byte x. */
+static inline size_t sf__lp_len(uint64_t n)
+{
+    size_t v = 1;
+    for (uint64_t x = n; x >= 0x80; x >>= 7)
+        v++;
+    return v + n;
+}
 /** Appends lp(x): the length as LEB128, then the bytes. */
 static inline void sf__sbuf_lp(sf__sbuf_t *b, const void *data, size_t n)
 {
@@ -145,9 +153,6 @@ int sf__read_lp(const uint8_t **p, const uint8_t *end, const uint8_t **s, size_t
 
 /** Appends lp(ns) lp(type) lp(id). */
 void sf__enc_addr(sf__sbuf_t *k, const sf_addr_t *a);
-/** kg 0x01 addr lp(name) */
-void sf__key_state(sf__sbuf_t *k, uint16_t kg, const sf_addr_t *a, const char *name,
-                   size_t name_len);
 /** kg kind (the start of one kind's keys in a key group). */
 void sf__key_kind(sf__sbuf_t *k, uint16_t kg, uint8_t kind);
 /** kg 0x01 addr: the prefix of every state of |a|. */

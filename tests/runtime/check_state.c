@@ -196,6 +196,62 @@ START_TEST(test_put_get_delete)
 }
 END_TEST
 
+/* The _at calls with an address's prefix read and write the same keys as the
+ * calls that take the key group and the address; a prefix that is not a
+ * state prefix, or names a key group out of range, is refused. */
+START_TEST(test_prefix_calls)
+{
+    fx_t f;
+    sf_addr_t a = addr("ns", "fn", "a-rather-longer-id-than-most");
+    uint8_t pre[128], bad[128];
+    size_t plen = sf_state_prefix_len(&a);
+    sf_state_value_t v;
+    sf_buf_t buf;
+    char out[64];
+    fx_open(&f, _i, 128);
+    sf_buf_init(&buf, NULL);
+    ck_assert_uint_le(plen, sizeof pre);
+    sf_state_prefix(pre, 5, &a);
+    /* kg (2 bytes), kind, then lp(ns) lp(type) lp(id). */
+    ck_assert_uint_eq(plen, 3 + 3 + 3 + 1 + strlen(a.id));
+
+    ck_assert_int_eq(sf_state_batch_put_at(f.batch, pre, plen, "seen", "t/x", (const uint8_t *)"42",
+                                           2, SF_STATE_TTL_NONE, 0, 1000),
+                     0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, NULL, 5, "a-rather-longer-id-than-most", "seen", 1000, 0, out, NULL),
+                     1);
+    ck_assert_str_eq(out, "42");
+    ck_assert_int_eq(get(&f, NULL, 4, "a-rather-longer-id-than-most", "seen", 1000, 0, NULL, NULL),
+                     0);
+
+    put(&f, 5, "a-rather-longer-id-than-most", "name", "t/s", "bob", SF_STATE_TTL_NONE, 0, 1000);
+    ck_assert_int_eq(sf_state_get_at(f.b, f.batch, pre, plen, "name", 1000, 0, &buf, &v), 1);
+    ck_assert_uint_eq(v.len, 3);
+    ck_assert(memcmp(v.data, "bob", 3) == 0);
+    ck_assert_str_eq(v.type_name, "t/s");
+
+    ck_assert_int_eq(sf_state_batch_delete_at(f.batch, pre, plen, "seen"), 0);
+    ck_assert_int_eq(sf_state_batch_commit(f.batch), 0);
+    ck_assert_int_eq(get(&f, NULL, 5, "a-rather-longer-id-than-most", "seen", 1000, 0, NULL, NULL),
+                     0);
+
+    /* Not a state prefix: a timer kind, too short, a key group out of range. */
+    memcpy(bad, pre, plen);
+    bad[2] = 0x02; /* a timer key */
+    ck_assert_int_eq(sf_state_get_at(f.b, NULL, bad, plen, "name", 1000, 0, &buf, &v), SF_EINVAL);
+    ck_assert_int_eq(sf_state_get_at(f.b, NULL, pre, 3, "name", 1000, 0, &buf, &v), SF_EINVAL);
+    sf_state_prefix(bad, 128, &a);
+    ck_assert_int_eq(sf_state_batch_put_at(f.batch, bad, plen, "x", "t", NULL, 0, 0, 0, 0),
+                     SF_EINVAL);
+    ck_assert_int_eq(sf_state_batch_delete_at(f.batch, bad, plen, "x"), SF_EINVAL);
+    ck_assert_uint_eq(sf_state_batch_count(f.batch), 0);
+
+    sf_buf_dispose(&buf);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_batch_atomic)
 {
     fx_t f;
@@ -1619,6 +1675,7 @@ Suite *sf_runtime_state_suite(void)
     TCase *tc = tcase_create("backends");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_put_get_delete, 0, 2);
+    tcase_add_loop_test(tc, test_prefix_calls, 0, 2);
     tcase_add_loop_test(tc, test_batch_atomic, 0, 2);
     tcase_add_loop_test(tc, test_ttl_after_write, 0, 2);
     tcase_add_loop_test(tc, test_ttl_after_invoke, 0, 2);
