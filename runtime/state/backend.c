@@ -535,6 +535,18 @@ void sf_state_prefix(uint8_t *out, uint16_t kg, const sf_addr_t *addr)
     sf__sbuf_dispose(&k);
 }
 
+/* Initializes |p| to the prefix of |addr| in key group |kg|, or to nothing
+ * (SF_EINVAL: |kg| out of range). Dispose of it either way. */
+static int prefix_of(const sf_state_backend_t *b, sf__sbuf_t *p, uint16_t kg,
+                     const sf_addr_t *addr)
+{
+    sf__sbuf_init(p);
+    if (check_kg(b, kg) != 0)
+        return SF_EINVAL;
+    sf__key_addr_prefix(p, kg, addr);
+    return 0;
+}
+
 /* |k| := the key of state |name| after |prefix|. */
 static void state_key_at(sf__sbuf_t *k, const uint8_t *prefix, size_t plen, const char *name)
 {
@@ -565,13 +577,10 @@ int sf_state_batch_put(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *ad
                        sf_state_ttl_mode mode, int64_t ttl_ms, int64_t now_ms)
 {
     sf__sbuf_t p;
-    int rv;
-    if (check_kg(batch->backend, kg) != 0)
-        return SF_EINVAL;
-    sf__sbuf_init(&p);
-    sf__key_addr_prefix(&p, kg, addr);
-    rv = sf_state_batch_put_at(batch, p.p, p.len, name, type_name, data, len, mode, ttl_ms,
-                               now_ms);
+    int rv = prefix_of(batch->backend, &p, kg, addr);
+    if (rv == 0)
+        rv = sf_state_batch_put_at(batch, p.p, p.len, name, type_name, data, len, mode, ttl_ms,
+                                   now_ms);
     sf__sbuf_dispose(&p);
     return rv;
 }
@@ -590,12 +599,9 @@ int sf_state_batch_delete(sf_state_batch_t *batch, uint16_t kg, const sf_addr_t 
                           const char *name)
 {
     sf__sbuf_t p;
-    int rv;
-    if (check_kg(batch->backend, kg) != 0)
-        return SF_EINVAL;
-    sf__sbuf_init(&p);
-    sf__key_addr_prefix(&p, kg, addr);
-    rv = sf_state_batch_delete_at(batch, p.p, p.len, name);
+    int rv = prefix_of(batch->backend, &p, kg, addr);
+    if (rv == 0)
+        rv = sf_state_batch_delete_at(batch, p.p, p.len, name);
     sf__sbuf_dispose(&p);
     return rv;
 }
@@ -661,12 +667,9 @@ int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
                  sf_buf_t *buf, sf_state_value_t *out)
 {
     sf__sbuf_t p;
-    int rv;
-    if (check_kg(b, kg) != 0)
-        return SF_EINVAL;
-    sf__sbuf_init(&p);
-    sf__key_addr_prefix(&p, kg, addr);
-    rv = sf_state_get_at(b, batch, p.p, p.len, name, now_ms, flags, buf, out);
+    int rv = prefix_of(b, &p, kg, addr);
+    if (rv == 0)
+        rv = sf_state_get_at(b, batch, p.p, p.len, name, now_ms, flags, buf, out);
     sf__sbuf_dispose(&p);
     return rv;
 }
