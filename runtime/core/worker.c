@@ -69,6 +69,9 @@ static void pump(sf_worker_t *w)
         w->group->deliver(w, m);
         if ((++n & (SF_WORKER_COMMIT_EVERY - 1)) == 0) {
             commit_point(w);
+            /* Now, not at the slice's end: the other workers start on what
+             * this commit released while this one goes on (worker.h). */
+            flush_outboxes(w);
             if (atomic_load_explicit(&w->_call_waiting, memory_order_acquire))
                 finish_calls(w, true);
         }

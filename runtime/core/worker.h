@@ -8,8 +8,12 @@
  * Message flow: a message for key group kg goes to the worker that owns kg.
  * Messages from the worker's own functions go straight to its inbox;
  * messages for other workers collect in per-destination outboxes and leave
- * once per pump as one chain per destination (one wake-up per batch, never
- * per message). Other threads (the I/O thread, other workers) push into the
+ * as one chain per destination at every commit point of a pump (every
+ * SF_WORKER_COMMIT_EVERY deliveries and at the slice's end): one wake-up per
+ * batch, never per message, and early enough that the other worker runs the
+ * first batch while this one makes the next (flushed once per slice of up to
+ * SF_WORKER_BUDGET, two workers ping-ponging took turns, each idle half the
+ * time: docs/benchmarks.md). Other threads (the I/O thread, other workers) push into the
  * worker's mailbox.
  *
  * The pump drains the mailbox into the inbox and delivers at most
@@ -51,7 +55,7 @@ typedef void (*sf_worker_stop_cb)(sf_worker_t *w);
  * deliveries, at the end of every pump slice and once per loop turn after
  * I/O callbacks, so that work staged by deliveries and replies is written
  * together (one state commit per group, not per message). Messages it routes
- * leave with the same turn's outbox flush.
+ * leave with the outbox flush that follows it.
  */
 typedef void (*sf_worker_commit_cb)(sf_worker_t *w);
 /**
