@@ -571,8 +571,9 @@ def wl_embedded(args, procs, env):
             raise RuntimeError("ping-pong: counted %d of %d" % (got, done))
 
         # Many pairs at once: the cross-worker path's throughput rather than
-        # one hop's latency. Each pair bounces |k| hops.
-        npairs, k = 1000, max(1, args.hops // 100)
+        # one hop's latency. Each pair bounces |k| hops: 1 000 by default, 1M
+        # messages a run, so that sending the 1 000 triggers is a small part of it.
+        npairs, k = 1000, args.pair_hops
         pairs = pong_ids(n=npairs, prefix="p")
         uris = os.path.join(procs.tmp, "pong-uris")
         with open(uris, "w") as f:
@@ -1536,7 +1537,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="measured runs per figure (>= 3)")
     ap.add_argument("--messages", type=int, default=200000, help="messages per max-rate run")
     ap.add_argument("--rate-seconds", type=float, default=5, help="length of a fixed-rate run")
-    ap.add_argument("--hops", type=int, default=20000, help="ping-pong hops per run")
+    ap.add_argument("--hops", type=int, default=20000, help="ping-pong hops per run (one pair)")
+    ap.add_argument("--pair-hops", type=int, default=1000,
+                    help="hops of each of the 1 000 pairs in a run of the many-pairs ping-pong")
     ap.add_argument("--triggers", type=int, default=100, help="fan-out messages per run")
     ap.add_argument("--addresses", type=int, default=1000000,
                     help="addresses of 100-byte state in the checkpoint workload")
