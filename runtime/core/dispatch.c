@@ -71,7 +71,7 @@ typedef struct act_s {
     /* Idle (nothing queued, in flight or staged), kept for the next message: */
     bool idle;
     struct act_s *idle_prev, *idle_next; /* wc's idle list, oldest first */
-    char _strs[];          /* addr '\0' ns '\0' type '\0' id '\0' kprefix */
+    char _strs[];                        /* addr '\0' ns '\0' type '\0' id '\0' kprefix */
 } act_t;
 
 struct wctx_s {

@@ -13,8 +13,8 @@
  * batch, never per message, and early enough that the other worker runs the
  * first batch while this one makes the next (flushed once per slice of up to
  * SF_WORKER_BUDGET, two workers ping-ponging took turns, each idle half the
- * time: docs/benchmarks.md). Other threads (the I/O thread, other workers) push into the
- * worker's mailbox.
+ * time: docs/benchmarks.md). Other threads (the I/O thread, other workers)
+ * push into the worker's mailbox.
  *
  * The pump drains the mailbox into the inbox and delivers at most
  * SF_WORKER_BUDGET messages per loop turn; when work remains it re-arms an

@@ -514,8 +514,8 @@ static int check_range(const sf_state_backend_t *b, uint32_t lo, uint32_t hi)
     return lo <= hi && hi <= b->max_parallelism ? 0 : SF_EINVAL;
 }
 
-/* A state key's prefix as the _at calls take it: its key group (returned
- * through |kg|) must be in range and its kind a state's. */
+/* Whether |prefix| is a state key's prefix as the _at calls take it: its
+ * kind a state's, its key group in range. */
 static int check_prefix(const sf_state_backend_t *b, const uint8_t *prefix, size_t plen)
 {
     return plen > 3 && prefix[2] == SF__KIND_STATE ? check_kg(b, sf__get_be16(prefix)) : SF_EINVAL;
@@ -537,8 +537,7 @@ void sf_state_prefix(uint8_t *out, uint16_t kg, const sf_addr_t *addr)
 
 /* Initializes |p| to the prefix of |addr| in key group |kg|, or to nothing
  * (SF_EINVAL: |kg| out of range). Dispose of it either way. */
-static int prefix_of(const sf_state_backend_t *b, sf__sbuf_t *p, uint16_t kg,
-                     const sf_addr_t *addr)
+static int prefix_of(const sf_state_backend_t *b, sf__sbuf_t *p, uint16_t kg, const sf_addr_t *addr)
 {
     sf__sbuf_init(p);
     if (check_kg(b, kg) != 0)
@@ -662,9 +661,8 @@ out:
     return rv;
 }
 
-int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg,
-                 const sf_addr_t *addr, const char *name, int64_t now_ms, int flags,
-                 sf_buf_t *buf, sf_state_value_t *out)
+int sf_state_get(sf_state_backend_t *b, sf_state_batch_t *batch, uint16_t kg, const sf_addr_t *addr,
+                 const char *name, int64_t now_ms, int flags, sf_buf_t *buf, sf_state_value_t *out)
 {
     sf__sbuf_t p;
     int rv = prefix_of(b, &p, kg, addr);
