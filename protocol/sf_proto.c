@@ -22,12 +22,12 @@ void sf_arena_init(sf_arena_t *arena, const sf_mem *mem)
 void *sf__arena_alloc_chunk(sf_arena_t *arena, size_t size)
 {
     sf_arena_chunk_t *c = arena->_head;
-    size_t need = (size + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1);
-    void *p;
+    size_t need;
+    if (size == 0)
+        size = 1; /* a zero-byte allocation still gets its own 16 bytes */
+    need = (size + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1);
     if (need < size || need > SIZE_MAX / 4)
         return NULL; /* more than any allocator gives */
-    if (need == 0)
-        need = SF__ARENA_ALIGN;
     if (!c || c->size - c->used < need) {
         size_t sz = c ? c->size * 2 : ARENA_MIN_CHUNK;
         while (sz < need)
@@ -40,10 +40,7 @@ void *sf__arena_alloc_chunk(sf_arena_t *arena, size_t size)
         c->next = arena->_head;
         arena->_head = c;
     }
-    p = (char *)c + SF__ARENA_HDR + c->used;
-    c->used += need;
-    arena->_bytes += need;
-    return p;
+    return sf_arena_alloc(arena, size); /* fits now */
 }
 
 char *sf_arena_strndup(sf_arena_t *arena, const char *s, size_t len)

@@ -122,7 +122,8 @@ struct sf_arena_chunk_s {
     ((sizeof(sf_arena_chunk_t) + SF__ARENA_ALIGN - 1) & ~(size_t)(SF__ARENA_ALIGN - 1))
 
 void sf_arena_init(sf_arena_t *arena, const sf_mem *mem);
-/** sf_arena_alloc when the current chunk has no room: takes a new chunk. */
+/** sf_arena_alloc when the current chunk has no room (or |size| is 0): takes a
+ * new chunk, then allocates from it. */
 void *sf__arena_alloc_chunk(sf_arena_t *arena, size_t size);
 
 /**
