@@ -541,6 +541,35 @@ def pong_ids(workers=2, maxp=128, n=1, prefix=""):
     raise RuntimeError("not enough cross-worker pairs found")
 
 
+class PongPairs:
+    """|n| ping-pong pairs across the workers, each started by one message
+    carrying |hops| (one h2load run sends all |n|)."""
+
+    def __init__(self, rt, tmp, hops, n=1000):
+        self.rt, self.hops, self.n, self.sent = rt, hops, n, 0
+        self.pairs = pong_ids(n=n, prefix="p")
+        self.uris = os.path.join(tmp, "pong-uris")
+        with open(self.uris, "w") as f:
+            for a, b in self.pairs:
+                f.write("http://127.0.0.1:%d/bench/pong/%s:%s\n" % (rt.ingress, a, b))
+        self.body = write_body(tmp, "pong-k", int_body(hops))
+
+    def trigger(self):
+        """Starts every pair; returns when h2load started sending."""
+        r = h2load(self.uris, self.n, 1, 100, self.body, INT_CTYPE)
+        if r["failed"] or r["ok"] != self.n:
+            raise RuntimeError("ping-pong triggers: %d of %d accepted" % (r["ok"], self.n))
+        self.sent += self.n * (self.hops + 1)
+        return r["t0"]
+
+    def verify(self):
+        """Every pair's counts, read through /v1/state, sum to the messages sent."""
+        got = self.rt.state_sum("bench/pong", ["%s:%s" % (x, y) for a, b in self.pairs
+                                               for x, y in ((a, b), (b, a))])
+        if got != self.sent:
+            raise RuntimeError("ping-pong pairs: counted %d of %d" % (got, self.sent))
+
+
 def wl_embedded(args, procs, env):
     figs = Figures("embedded", env)
     rt = Runtime(procs, args.build, embedded_yaml(args.build), extra=args.rt_extra)
@@ -573,29 +602,17 @@ def wl_embedded(args, procs, env):
         # Many pairs at once: the cross-worker path's throughput rather than
         # one hop's latency. Each pair bounces |k| hops: 1 000 by default, 1M
         # messages a run, so that sending the 1 000 triggers is a small part of it.
-        npairs, k = 1000, args.pair_hops
-        pairs = pong_ids(n=npairs, prefix="p")
-        uris = os.path.join(procs.tmp, "pong-uris")
-        with open(uris, "w") as f:
-            for a2, b2 in pairs:
-                f.write("http://127.0.0.1:%d/bench/pong/%s:%s\n" % (rt.ingress, a2, b2))
-        body = write_body(procs.tmp, "pong-k", int_body(k))
-        log("ping-pong: %d pairs across the 2 workers, %d hops each" % (npairs, k))
-        many = 0
+        k = args.pair_hops
+        pp = PongPairs(rt, procs.tmp, k)
+        log("ping-pong: %d pairs across the 2 workers, %d hops each" % (pp.n, k))
         for i in range(args.runs + 1):
             base = rt.processed("bench/pong")
-            r = h2load(uris, npairs, 1, 100, body, INT_CTYPE)
-            if r["failed"] or r["ok"] != npairs:
-                raise RuntimeError("ping-pong triggers: %d of %d accepted" % (r["ok"], npairs))
-            t1 = rt.wait_processed(base + npairs * (k + 1), "bench/pong")
-            many += k + 1
+            t0 = pp.trigger()
+            t1 = rt.wait_processed(base + pp.n * (k + 1), "bench/pong")
             if i > 0:
-                figs.add("ping-pong, %d pairs at once (2 workers) msg/s" % npairs, "msg/s",
-                         npairs * (k + 1) / (t1 - r["t0"]))
-        got = rt.state_sum("bench/pong", ["%s:%s" % (x, y) for a2, b2 in pairs
-                                          for x, y in ((a2, b2), (b2, a2))])
-        if got != many * npairs:
-            raise RuntimeError("ping-pong pairs: counted %d of %d" % (got, many * npairs))
+                figs.add("ping-pong, %d pairs at once (2 workers) msg/s" % pp.n, "msg/s",
+                         pp.n * (k + 1) / (t1 - t0))
+        pp.verify()
 
         # Fan-out: one message to bench/fanout/src sends one to each of 1 000
         # addresses.

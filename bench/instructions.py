@@ -42,24 +42,14 @@ def run(build, hops, tmp):
     rt.argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + rt.argv
     rt.start()
     try:
-        pairs = bench.pong_ids(n=NPAIRS, prefix="p")
-        uris = os.path.join(tmp, "pong-uris")
-        with open(uris, "w") as f:
-            for a, b in pairs:
-                f.write("http://127.0.0.1:%d/bench/pong/%s:%s\n" % (rt.ingress, a, b))
-        body = bench.write_body(tmp, "pong-k", bench.int_body(hops))
-        r = bench.h2load(uris, NPAIRS, 1, 100, body, bench.INT_CTYPE)
-        if r["failed"] or r["ok"] != NPAIRS:
-            raise RuntimeError("triggers: %d of %d accepted" % (r["ok"], NPAIRS))
-        messages = NPAIRS * (hops + 1)
+        pp = bench.PongPairs(rt, tmp, hops, n=NPAIRS)
+        pp.trigger()
         # Polled once a second: the admin API's own instructions would otherwise
         # grow with the run's length and count as the messages'.
-        bench.wait_until(lambda: rt.processed("bench/pong") >= messages, 1200,
-                         "%d messages processed" % messages, 1.0)
-        got = rt.state_sum("bench/pong", ["%s:%s" % (x, y) for a, b in pairs
-                                          for x, y in ((a, b), (b, a))])
-        if got != messages:
-            raise RuntimeError("counted %d of %d messages" % (got, messages))
+        bench.wait_until(lambda: rt.processed("bench/pong") >= pp.sent, 1200,
+                         "%d messages processed" % pp.sent, 1.0)
+        pp.verify()
+        messages = pp.sent
         procs.stop(rt.p, timeout=300)
     finally:
         procs.stop_all()
